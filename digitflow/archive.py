@@ -1,0 +1,113 @@
+"""Read an uploaded ZIP safely: in memory, entry by entry, with caps on count, size and ratio.
+
+Nothing is extracted to disk and nested archives are not opened. Junk entries (folders,
+`__MACOSX/`, dotfiles) are skipped and never counted.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+class ArchiveError(ValueError):
+    """The archive as a whole is refused."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_entries: int = 100_000
+    max_total: int = 2 * 1024**3
+    max_entry: int = 20 * 1024 * 1024
+    max_ratio: int = 200
+
+
+@dataclass
+class Entry:
+    """One image of the archive: its printable name and either its bytes or an error."""
+
+    name: str
+    data: bytes | None = None
+    error: dict[str, str] | None = None
+
+
+def printable(name: str) -> str:
+    """A file name as given, with control and unprintable characters escaped."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in name) or "(unnamed)"
+
+
+def is_junk(info: zipfile.ZipInfo) -> bool:
+    name = info.filename.replace("\\", "/")
+    base = name.rstrip("/").rsplit("/", 1)[-1]
+    return info.is_dir() or name.startswith("__MACOSX/") or "/__MACOSX/" in name or base.startswith(".") or not base
+
+
+def looks_like_zip(head: bytes) -> bool:
+    return head[:4] in ZIP_MAGIC
+
+
+def _error(code: str, message: str) -> dict[str, str]:
+    return {"code": code, "message": message}
+
+
+def open_archive(fileobj: IO[bytes], limits: Limits) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]:
+    """Open the ZIP and check it as a whole; returns it and its image entries in archive order."""
+    try:
+        zf = zipfile.ZipFile(fileobj)
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise ArchiveError(422, "invalid_archive", f"not a readable ZIP archive: {exc}") from None
+    entries = [i for i in infos if not is_junk(i)]
+    if not entries:
+        raise ArchiveError(422, "no_images", "the archive holds no files (folders, __MACOSX/ and dotfiles are skipped)")
+    if len(entries) > limits.max_entries:
+        raise ArchiveError(413, "too_many_entries", f"the archive holds {len(entries)} files; the limit is {limits.max_entries}")
+    declared = sum(i.file_size for i in entries)
+    if declared > limits.max_total:
+        raise ArchiveError(
+            413, "archive_too_large", f"the archive expands to {declared} bytes; the limit is {limits.max_total}"
+        )
+    if all(i.flag_bits & 0x1 for i in entries):
+        raise ArchiveError(422, "invalid_archive", "every file in the archive is encrypted")
+    return zf, entries
+
+
+def read_entries(zf: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limits: Limits) -> Iterator[Entry]:
+    """Yield each entry's bytes, or a per-entry error; reads are bounded since headers can lie."""
+    total = 0
+    for info in entries:
+        name = printable(info.filename)
+        if info.flag_bits & 0x1:
+            yield Entry(name, error=_error("encrypted_entry", "the file is encrypted"))
+            continue
+        if info.file_size > limits.max_entry:
+            yield Entry(name, error=_error("entry_too_large", f"{info.file_size} bytes; the limit is {limits.max_entry}"))
+            continue
+        if info.compress_size and info.file_size / info.compress_size > limits.max_ratio:
+            yield Entry(name, error=_error("compression_ratio_too_high",
+                                           f"compressed {info.file_size / info.compress_size:.0f}:1; the limit is {limits.max_ratio}:1"))
+            continue
+        if total >= limits.max_total:
+            yield Entry(name, error=_error("archive_too_large", "the archive's total size limit was reached"))
+            continue
+        try:
+            with zf.open(info) as fh:
+                data = fh.read(limits.max_entry + 1)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
+            yield Entry(name, error=_error("corrupt_entry", f"cannot read this file from the archive: {exc}"))
+            continue
+        total += len(data)
+        if len(data) > limits.max_entry:
+            yield Entry(name, error=_error("entry_too_large", f"larger than {limits.max_entry} bytes (its header said {info.file_size})"))
+        elif looks_like_zip(data) or info.filename.lower().endswith(".zip"):
+            yield Entry(name, error=_error("nested_archive", "archives inside the archive are not opened"))
+        else:
+            yield Entry(name, data=data)

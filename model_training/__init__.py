@@ -1,0 +1,1 @@
+"""Training pipeline: load MNIST -> build -> train -> evaluate -> export (run with python -m model_training)."""

@@ -1,0 +1,101 @@
+"""Command line: python -m model_training train|evaluate|export."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def _setup_logging(log_file: Path | None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", handlers=handlers, force=True)
+
+
+def _default_data_dir() -> str | None:
+    return os.environ.get("MNIST_DIR") or None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from model_training.data import load_mnist
+    from model_training.train import TrainConfig, train
+
+    run_dir = Path(args.resume) if args.resume else Path(args.runs_dir) / time.strftime("%Y%m%d-%H%M%S")
+    _setup_logging(run_dir / "train.log")
+    cfg = TrainConfig(
+        architecture=args.architecture,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        rotation_degrees=args.rotation,
+        zoom=args.zoom,
+        shift=args.shift,
+        train_limit=args.limit,
+        patience=args.patience,
+    )
+    data = load_mnist(args.data_dir, require_full=True)
+    train(data, cfg, run_dir)
+    print(f"run folder: {run_dir}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from model_training.export import export_run
+
+    _setup_logging(None)
+    card = export_run(Path(args.run), Path(args.model_dir), args.data_dir, seed_run=args.seed_run)
+    print(f"exported {card['architecture']} version {card['version']}: test accuracy {card['test_accuracy']:.4f}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from model_training.evaluate import evaluate_shipped
+
+    _setup_logging(None)
+    return evaluate_shipped(Path(args.model_dir), args.data_dir)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m model_training", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train an architecture into runs/<timestamp>/ (resumable)")
+    t.add_argument("--data-dir", default=_default_data_dir(), help="folder of the four MNIST IDX files (env MNIST_DIR); none: keras.datasets")
+    t.add_argument("--architecture", default="compact", help="compact (default), seed or tiny")
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--learning-rate", type=float, default=1e-3, help="peak of the cosine schedule")
+    t.add_argument("--seed", type=int, default=1234)
+    t.add_argument("--rotation", type=float, default=10.0, help="random rotation, +- degrees")
+    t.add_argument("--zoom", type=float, default=0.10, help="random zoom, +- fraction")
+    t.add_argument("--shift", type=float, default=0.10, help="random translation, +- fraction of width/height")
+    t.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (validation accuracy)")
+    t.add_argument("--limit", type=int, default=None, help="train on the first N images only (smoke runs)")
+    t.add_argument("--runs-dir", default="runs")
+    t.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("export", help="evaluate a run on the test split and promote it into MODEL_DIR")
+    e.add_argument("run", help="run folder written by train")
+    e.add_argument("--model-dir", default=os.environ.get("MODEL_DIR", "models"))
+    e.add_argument("--data-dir", default=_default_data_dir())
+    e.add_argument("--seed-run", default=None, help="a run of the seed architecture to compare with in the report")
+    e.set_defaults(func=cmd_export)
+
+    v = sub.add_parser("evaluate", help="accuracy of the shipped model and throughput of both architectures")
+    v.add_argument("--model-dir", default=os.environ.get("MODEL_DIR", "models"))
+    v.add_argument("--data-dir", default=_default_data_dir())
+    v.set_defaults(func=cmd_evaluate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,159 @@
+"""Train one architecture with augmentation, a cosine schedule, early stopping and checkpoints."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from model_training.architectures import build, count_macs
+from model_training.data import Mnist, stratified_split, to_model_input
+
+log = logging.getLogger("model_training")
+
+
+@dataclass
+class TrainConfig:
+    architecture: str = "compact"
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    min_learning_rate: float = 1e-5
+    val_size: int = 5000
+    patience: int = 10
+    seed: int = 1234
+    rotation_degrees: float = 10.0  # +-degrees
+    zoom: float = 0.10  # +-fraction of the image size
+    shift: float = 0.10  # +-fraction of the image size, both axes
+    train_limit: int | None = None  # use only the first N training images (smoke tests)
+
+
+def augmenter(cfg: TrainConfig) -> keras.Sequential:
+    """Random rotation, zoom and translation; Keras wants rotation as a fraction of a full turn."""
+    return keras.Sequential(
+        [
+            keras.layers.RandomRotation(cfg.rotation_degrees / 360.0, fill_mode="constant", seed=cfg.seed),
+            keras.layers.RandomZoom(cfg.zoom, fill_mode="constant", seed=cfg.seed + 1),
+            keras.layers.RandomTranslation(cfg.shift, cfg.shift, fill_mode="constant", seed=cfg.seed + 2),
+        ],
+        name="augment",
+    )
+
+
+def cosine_schedule(cfg: TrainConfig):
+    """Learning rate per epoch: cosine from learning_rate down to min_learning_rate."""
+
+    def lr(epoch: int, _current: float = 0.0) -> float:
+        progress = min(epoch / max(cfg.epochs - 1, 1), 1.0)
+        return cfg.min_learning_rate + 0.5 * (cfg.learning_rate - cfg.min_learning_rate) * (
+            1 + math.cos(math.pi * progress)
+        )
+
+    return lr
+
+
+def datasets(data: Mnist, cfg: TrainConfig):
+    """tf.data pipelines for the augmented training split and the plain validation split."""
+    train_idx, val_idx = stratified_split(data.y_train, cfg.val_size, cfg.seed)
+    if cfg.train_limit:
+        train_idx = train_idx[: cfg.train_limit]
+        val_idx = val_idx[: max(cfg.train_limit // 10, 100)]
+    x = to_model_input(data.x_train)
+    y = data.y_train.astype(np.int32)
+    aug = augmenter(cfg)
+    train = (
+        tf.data.Dataset.from_tensor_slices((x[train_idx], y[train_idx]))
+        .shuffle(len(train_idx), seed=cfg.seed, reshuffle_each_iteration=True)
+        .batch(cfg.batch_size)
+        .map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    val = tf.data.Dataset.from_tensor_slices((x[val_idx], y[val_idx])).batch(512)
+    return train, val, len(train_idx), len(val_idx)
+
+
+class EpochLog(keras.callbacks.Callback):
+    """One readable log line per epoch (progress output for nohup runs)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.t0 = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        log.info(
+            "epoch %d: loss %.4f acc %.4f val_loss %.4f val_acc %.4f lr %.2e (%.0f s)",
+            epoch + 1,
+            logs.get("loss", float("nan")),
+            logs.get("accuracy", float("nan")),
+            logs.get("val_loss", float("nan")),
+            logs.get("val_accuracy", float("nan")),
+            float(self.model.optimizer.learning_rate),
+            time.time() - self.t0,
+        )
+
+
+def train(data: Mnist, cfg: TrainConfig, run_dir: Path) -> dict:
+    """Train into run_dir (resumes if run_dir holds a backup); returns a summary dict."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    keras.utils.set_random_seed(cfg.seed)
+    train_ds, val_ds, n_train, n_val = datasets(data, cfg)
+    model = build(cfg.architecture)
+    model.compile(
+        optimizer=keras.optimizers.Adam(cfg.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    log.info(
+        "training %s (%d params, %.1f M MAC) on %d images, validating on %d, up to %d epochs",
+        cfg.architecture, model.count_params(), count_macs(model) / 1e6, n_train, n_val, cfg.epochs,
+    )
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),  # resumable after interruption
+        keras.callbacks.LearningRateScheduler(cosine_schedule(cfg)),
+        keras.callbacks.ModelCheckpoint(
+            str(run_dir / "best.keras"), monitor="val_accuracy", save_best_only=True, mode="max"
+        ),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=cfg.patience, mode="max"),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        EpochLog(),
+    ]
+    started = time.time()
+    model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=callbacks, verbose=0)
+    seconds = time.time() - started
+    best = keras.models.load_model(run_dir / "best.keras")
+    _, val_acc = best.evaluate(val_ds, verbose=0)
+    summary = {
+        "architecture": cfg.architecture,
+        "parameters": int(best.count_params()),
+        "macs_per_image": count_macs(best),
+        "validation_accuracy": float(val_acc),
+        "epochs": _epochs_run(run_dir),
+        "training_seconds": _total_seconds(run_dir, seconds),
+        "data_sha256": data.sha256,
+        "config": asdict(cfg),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    log.info("best validation accuracy %.4f; summary in %s", val_acc, run_dir / "summary.json")
+    return summary
+
+
+def _epochs_run(run_dir: Path) -> int:
+    lines = (run_dir / "history.csv").read_text().strip().splitlines()
+    return len({line.split(",")[0] for line in lines[1:]})
+
+
+def _total_seconds(run_dir: Path, this_session: float) -> float:
+    """Wall time summed over every (resumed) session of the run."""
+    ledger = run_dir / "seconds.json"
+    spent = json.loads(ledger.read_text()) if ledger.exists() else []
+    spent.append(round(this_session, 1))
+    ledger.write_text(json.dumps(spent))
+    return float(sum(spent))

@@ -1,0 +1,246 @@
+"""The REST API, version 1."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import math
+
+from flask import Blueprint, Response, current_app, jsonify, request, session, stream_with_context, url_for
+
+from digitflow.csvsafe import safe_cell
+from digitflow.imaging import to_png
+from web.errors import ApiError
+from web.ingest import create_bulk, create_single, decode_data_url, pixels_input, single_image
+from web.services import Services
+from worker.jobstore import CANCELLED, FINAL, valid_job_id
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def svc() -> Services:
+    return current_app.extensions["digitflow"]
+
+
+@bp.before_request
+def require_token():
+    token = svc().settings.api_token
+    if not token:
+        return None
+    import hmac
+
+    header = request.headers.get("Authorization", "")
+    given = header[7:].strip() if header.lower().startswith("bearer ") else session.get("token", "")
+    if not given or not hmac.compare_digest(given.encode(), token.encode()):
+        raise ApiError(401, "unauthorized", "a valid `Authorization: Bearer <token>` header is required",
+                       {"WWW-Authenticate": 'Bearer realm="digitflow"'})
+    return None
+
+
+def _json_body() -> dict:
+    limit = svc().settings.max_json_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "payload_too_large", f"JSON bodies are limited to {limit} bytes")
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise ApiError(413, "payload_too_large", f"JSON bodies are limited to {limit} bytes")
+    import json
+
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "bad_request", "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "the JSON body must be an object")
+    return body
+
+
+def _wait_seconds() -> float:
+    s = svc().settings
+    raw = request.args.get("wait", s.predict_wait_default)
+    try:
+        wait = float(raw)
+    except (TypeError, ValueError):
+        raise ApiError(400, "bad_request", "`wait` must be a number of seconds") from None
+    if not math.isfinite(wait) or wait < 0:
+        raise ApiError(400, "bad_request", "`wait` must be between 0 and 30")
+    return min(wait, s.predict_wait_max)
+
+
+def _mimetype() -> str:
+    return (request.mimetype or "").lower()
+
+
+@bp.post("/predict")
+def predict():
+    """One image -> its digit; waits up to `wait` seconds, else answers 202 with the job."""
+    s = svc()
+    wait = _wait_seconds()
+    mime = _mimetype()
+    if mime == "application/json":
+        body = _json_body()
+        if "image" in body:
+            raw, name = single_image(decode_data_url(body["image"]), s.settings.max_image_pixels), "image"
+        elif "pixels" in body:
+            raw, name = pixels_input(body["pixels"]), "pixels"
+        else:
+            raise ApiError(400, "bad_request", "send {\"image\": \"data:image/png;base64,...\"} or {\"pixels\": [[...]]}")
+    elif mime == "multipart/form-data":
+        upload = request.files.get("image")
+        if upload is None:
+            raise ApiError(400, "bad_request", "send the image in the multipart field `image`")
+        raw = single_image(upload.read(s.settings.max_entry_bytes + 1), s.settings.max_image_pixels)
+        name = upload.filename or "image"
+    else:
+        raise ApiError(415, "unsupported_media_type", "send multipart/form-data (field `image`) or application/json")
+    job_id = create_single(s, name, raw)
+    if s.store.wait(job_id, wait):
+        item = s.store.results(job_id, 0, 1)[0]
+        result = item["result"] or {}
+        if "error" in result:
+            raise ApiError(422, result["error"]["code"], result["error"]["message"])
+        png = s.store.image(job_id, 0)
+        return jsonify({
+            "digit": result["digit"],
+            "confidence": result["confidence"],
+            "probabilities": result["probabilities"],
+            "image": "data:image/png;base64," + base64.b64encode(_png(png)).decode(),
+            "model": s.model,
+            "job_id": job_id,
+        })
+    return jsonify({"job_id": job_id, "status_url": url_for("api.get_job", job_id=job_id)}), 202
+
+
+def _png(digit: bytes | None) -> bytes:
+    import numpy as np
+
+    return to_png(np.frombuffer(digit or bytes(784), dtype=np.uint8).reshape(28, 28))
+
+
+@bp.post("/jobs")
+def create_job():
+    """A bulk job: one ZIP or several images in multipart fields `file`."""
+    if _mimetype() != "multipart/form-data":
+        raise ApiError(415, "unsupported_media_type", "send multipart/form-data with one or more `file` fields")
+    uploads = [f for f in request.files.getlist("file")]
+    if not uploads:
+        raise ApiError(400, "bad_request", "send a ZIP or images in the multipart field `file`")
+    s = svc()
+    job_id = create_bulk(s, [(f.filename or f"file{i}", f.stream) for i, f in enumerate(uploads)])
+    job = s.store.get(job_id)
+    resp = jsonify(_job_view(job))
+    resp.status_code = 202
+    resp.headers["Location"] = url_for("api.get_job", job_id=job_id)
+    return resp
+
+
+def _load(job_id: str) -> dict:
+    job = svc().store.get(job_id) if valid_job_id(job_id) else None
+    if job is None:
+        raise ApiError(404, "not_found", "no such job (it may have expired)")
+    return job
+
+
+def _job_view(job: dict) -> dict:
+    view = dict(job)
+    view["links"] = {
+        "self": url_for("api.get_job", job_id=job["id"]),
+        "results": url_for("api.job_results", job_id=job["id"]),
+        "csv": url_for("api.job_csv", job_id=job["id"]),
+        "page": url_for("ui.job_page", job_id=job["id"]),
+    }
+    return view
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str):
+    return jsonify(_job_view(_load(job_id)))
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name, default)
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ApiError(400, "bad_request", f"`{name}` must be an integer") from None
+    if not lo <= value <= hi:
+        raise ApiError(400, "bad_request", f"`{name}` must be between {lo} and {hi}")
+    return value
+
+
+def item_view(item: dict, with_probs: bool) -> dict:
+    result = item["result"]
+    view = {"index": item["index"], "filename": item["filename"], "status": "pending", "digit": None,
+            "confidence": None, "error": None}
+    if result is not None and "error" in result:
+        view.update(status="error", error=result["error"])
+    elif result is not None:
+        view.update(status="done", digit=result["digit"], confidence=result["confidence"])
+    if with_probs:
+        view["probabilities"] = result.get("probabilities") if result and "error" not in result else None
+    return view
+
+
+@bp.get("/jobs/<job_id>/results")
+def job_results(job_id: str):
+    job = _load(job_id)
+    offset = _int_arg("offset", 0, 0, 10**9)
+    limit = _int_arg("limit", 100, 1, 1000)
+    with_probs = "probabilities" in request.args.get("include", "").split(",")
+    items = [item_view(i, with_probs) for i in svc().store.results(job_id, offset, limit)]
+    nxt = None
+    if offset + limit < job["total"]:
+        args = {"offset": offset + limit, "limit": limit}
+        if with_probs:
+            args["include"] = "probabilities"
+        nxt = url_for("api.job_results", job_id=job_id, **args)
+    return jsonify({"items": items, "total": job["total"], "next": nxt})
+
+
+@bp.get("/jobs/<job_id>/results/<int:index>.png")
+def job_result_png(job_id: str, index: int):
+    _load(job_id)
+    digit = svc().store.image(job_id, index)
+    if digit is None:
+        raise ApiError(404, "not_found", "no image for this index (pending, failed or out of range)")
+    return Response(_png(digit), mimetype="image/png", headers={"Cache-Control": "private, max-age=86400"})
+
+
+@bp.get("/jobs/<job_id>/results.csv")
+def job_csv(job_id: str):
+    job = _load(job_id)
+    store = svc().store
+
+    def rows():
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["index", "filename", "status", "digit", "confidence", "error"])
+        for offset in range(0, job["total"], 1000):
+            for item in store.results(job_id, offset, 1000):
+                v = item_view(item, False)
+                err = v["error"]["code"] + ": " + v["error"]["message"] if v["error"] else ""
+                writer.writerow([v["index"], safe_cell(v["filename"]), v["status"],
+                                 "" if v["digit"] is None else v["digit"],
+                                 "" if v["confidence"] is None else f"{v['confidence']:.6f}", safe_cell(err)])
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+        if job["total"] == 0:
+            yield buf.getvalue()
+
+    headers = {"Content-Disposition": f'attachment; filename="digitflow-{job_id}.csv"'}
+    return Response(stream_with_context(rows()), mimetype="text/csv", headers=headers)
+
+
+@bp.delete("/jobs/<job_id>")
+def delete_job(job_id: str):
+    job = _load(job_id)
+    store = svc().store
+    if job["status"] in FINAL:
+        store.delete(job_id)
+        return "", 204
+    store.cancel(job_id)
+    job = store.get(job_id) or job
+    job["status"] = CANCELLED
+    return jsonify(_job_view(job)), 202

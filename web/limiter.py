@@ -1,0 +1,32 @@
+"""Per-client rate limit on the API (Flask-Limiter, counters in Redis)."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+from digitflow.settings import Settings
+
+
+def _client_key() -> str:
+    auth = request.headers.get("Authorization", "")
+    return auth[-16:] if auth else get_remote_address()
+
+
+def init(app: Flask, settings: Settings) -> None:
+    if not settings.rate_limit:
+        return
+    limiter = Limiter(
+        key_func=_client_key,
+        app=app,
+        storage_uri=settings.redis_url,
+        storage_options={"socket_connect_timeout": 1, "socket_timeout": 1},
+        strategy="moving-window",
+        headers_enabled=True,
+        swallow_errors=True,  # Redis down: the request goes on and gets a clear 503 from the API itself
+        key_prefix="df-limit",
+        default_limits=[settings.rate_limit],
+        default_limits_exempt_when=lambda: not request.path.startswith("/api/v1"),
+    )
+    app.extensions["digitflow_limiter"] = limiter

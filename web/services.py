@@ -1,0 +1,43 @@
+"""Shared per-process handles: Redis, the job store, the model card, task sending."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import redis
+
+from digitflow.contract import load_card, model_summary
+from digitflow.settings import Settings
+from worker.celery_app import BULK_QUEUE, CHUNK_TASK, DRAWING_TASK, INTERACTIVE_QUEUE
+from worker.celery_app import app as celery_app
+from worker.jobstore import JobStore
+
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+
+
+class Services:
+    """Created once per web process by create_app and kept in app.extensions["digitflow"]."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.redis = redis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=1, socket_timeout=max(35, settings.predict_wait_max + 5),
+            health_check_interval=10, retry_on_timeout=False,
+        )
+        self.store = JobStore(self.redis, settings.result_ttl_seconds)
+        self.celery = celery_app
+        self.celery.conf.broker_url = settings.redis_url
+
+    @cached_property
+    def model(self) -> dict:
+        return model_summary(load_card(self.settings.model_dir))
+
+    def send_chunk(self, job_id: str, chunk: int) -> None:
+        self.celery.send_task(CHUNK_TASK, args=(job_id, chunk), queue=BULK_QUEUE, retry=True, retry_policy=PUBLISH_RETRY)
+
+    def send_drawing(self, job_id: str) -> None:
+        self.celery.send_task(DRAWING_TASK, args=(job_id,), queue=INTERACTIVE_QUEUE, retry=True, retry_policy=PUBLISH_RETRY)
+
+    def workers_alive(self, timeout: float = 1.0) -> list[str]:
+        replies = self.celery.control.ping(timeout=timeout) or []
+        return sorted(name for reply in replies for name in reply)

@@ -1,0 +1,52 @@
+"""Pages: draw (/), bulk upload (/upload), a shareable job page (/jobs/<id>), and the token prompt."""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+
+bp = Blueprint("ui", __name__)
+
+
+def _token_required() -> bool:
+    token = current_app.extensions["digitflow"].settings.api_token
+    return bool(token) and not hmac.compare_digest(session.get("token", "").encode(), token.encode())
+
+
+@bp.before_request
+def ask_for_token():
+    if request.endpoint in ("ui.login", "static") or not _token_required():
+        return None
+    return redirect(url_for("ui.login", next=request.path))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Ask for the API token once; keep it in the signed session cookie (never in a page)."""
+    error = None
+    if request.method == "POST":
+        token = current_app.extensions["digitflow"].settings.api_token
+        given = request.form.get("token", "")
+        if token and hmac.compare_digest(given.encode(), token.encode()):
+            session["token"] = given
+            session.permanent = True
+            target = request.args.get("next", "/")
+            return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+        error = "That token is not valid."
+    return render_template("login.html", error=error), (401 if error else 200)
+
+
+@bp.get("/")
+def draw():
+    return render_template("draw.html")
+
+
+@bp.get("/upload")
+def upload():
+    return render_template("upload.html", job_id=None)
+
+
+@bp.get("/jobs/<job_id>")
+def job_page(job_id: str):
+    return render_template("upload.html", job_id=job_id)

@@ -1,0 +1,30 @@
+"""The Celery app, built from the shared settings."""
+
+from celery import Celery
+
+from digitflow.settings import get_settings
+
+BULK_QUEUE = "bulk"
+INTERACTIVE_QUEUE = "interactive"
+CHUNK_TASK = "worker.tasks.process_chunk"
+DRAWING_TASK = "worker.tasks.predict_drawings"
+
+settings = get_settings()
+app = Celery("digitflow", broker=settings.redis_url, include=["worker.tasks"])
+app.conf.update(
+    task_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,  # results live in the job store, keyed by image index
+    task_acks_late=True,  # a task whose worker dies is delivered again ...
+    task_reject_on_worker_lost=True,  # ... also when its pool process is killed
+    worker_prefetch_multiplier=1,
+    task_default_queue=BULK_QUEUE,
+    task_routes={CHUNK_TASK: {"queue": BULK_QUEUE}, DRAWING_TASK: {"queue": INTERACTIVE_QUEUE}},
+    task_time_limit=settings.task_time_limit,
+    task_soft_time_limit=max(1, settings.task_time_limit - 10),
+    broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+    broker_connection_retry_on_startup=True,
+    broker_pool_limit=32,
+    worker_send_task_events=False,
+    worker_enable_remote_control=True,  # /readyz pings the workers
+)

@@ -1,0 +1,218 @@
+"""The job store in Redis: inputs by chunk, results keyed by image index, progress, states, TTL.
+
+Keys share the hash tag {job_id}, so one job lives on one Redis Cluster slot:
+  df:{id}:job       hash   status, total, chunks, kind, created_at, started_at, finished_at, expires_at, model
+  df:{id}:names     list   file names in input order
+  df:{id}:in:{c}    hash   index -> raw input bytes of chunk c (deleted once the chunk is done)
+  df:{id}:res       hash   index -> JSON result (digit, confidence, probabilities) or error
+  df:{id}:err       hash   index -> 1 for results that are errors (its length is the failed count)
+  df:{id}:img       hash   index -> the 784-byte normalised digit the model saw
+  df:{id}:tries:{c} string deliveries of chunk c (the poison-message guard)
+  df:{id}:notify    list   a token pushed when the job finishes (single predictions wait on it)
+Results keyed by index make a re-delivered chunk overwrite, never duplicate; done = HLEN(res).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
+FINAL = {SUCCEEDED, FAILED, CANCELLED}
+DIGIT_MAGIC = b"\x00DFDIGIT"  # raw inputs already normalised by the web: 784 bytes follow
+
+
+def new_job_id() -> str:
+    """A job id with 128 random bits (32 hex digits)."""
+    return secrets.token_hex(16)
+
+
+def valid_job_id(job_id: str) -> bool:
+    return len(job_id) == 32 and all(c in "0123456789abcdef" for c in job_id)
+
+
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+class JobStore:
+    """Reads and writes jobs; used by the web (create, read, cancel) and the worker (process)."""
+
+    def __init__(self, client: redis.Redis, ttl_seconds: int):
+        self.r = client
+        self.ttl = ttl_seconds
+
+    @staticmethod
+    def key(job_id: str, part: str) -> str:
+        return f"df:{{{job_id}}}:{part}"
+
+    # -- creation (web) -------------------------------------------------------------------------
+    def create(self, total: int, chunks: int, kind: str, model: dict[str, Any], job_id: str | None = None) -> str:
+        job_id = job_id or new_job_id()
+        now = time.time()
+        meta = {
+            "status": QUEUED,
+            "total": total,
+            "chunks": chunks,
+            "kind": kind,
+            "created_at": now,
+            "expires_at": now + self.ttl,
+            "model": json.dumps(model),
+        }
+        pipe = self.r.pipeline()
+        pipe.hset(self.key(job_id, "job"), mapping=meta)
+        pipe.expireat(self.key(job_id, "job"), int(now + self.ttl) + 1)
+        pipe.execute()
+        return job_id
+
+    def add_chunk(self, job_id: str, chunk: int, names: list[str], inputs: dict[int, bytes],
+                  errors: dict[int, dict[str, str]]) -> None:
+        """Store one chunk's file names (in order), raw inputs, and the errors found while reading."""
+        expire_at = self._expire_at(job_id)
+        pipe = self.r.pipeline(transaction=False)
+        if names:
+            pipe.rpush(self.key(job_id, "names"), *names)
+            pipe.expireat(self.key(job_id, "names"), expire_at)
+        if inputs:
+            k = self.key(job_id, f"in:{chunk}")
+            pipe.hset(k, mapping={str(i): b for i, b in inputs.items()})
+            pipe.expireat(k, expire_at)
+        pipe.execute()
+        if errors:
+            self.write_results(job_id, {i: {"error": e} for i, e in errors.items()}, {})
+
+    def _expire_at(self, job_id: str) -> int:
+        exp = self.r.hget(self.key(job_id, "job"), "expires_at")
+        return int(float(exp)) + 1 if exp else int(time.time() + self.ttl)
+
+    # -- processing (worker) --------------------------------------------------------------------
+    def chunk_inputs(self, job_id: str, chunk: int) -> dict[int, bytes]:
+        raw = self.r.hgetall(self.key(job_id, f"in:{chunk}"))
+        return {int(k): v for k, v in raw.items()}
+
+    def count_delivery(self, job_id: str, chunk: int) -> int:
+        k = self.key(job_id, f"tries:{chunk}")
+        pipe = self.r.pipeline()
+        pipe.incr(k)
+        pipe.expire(k, self.ttl)
+        return int(pipe.execute()[0])
+
+    def mark_running(self, job_id: str) -> None:
+        k = self.key(job_id, "job")
+        if self.r.hsetnx(k, "started_at", time.time()) and self.status(job_id) == QUEUED:
+            self.r.hset(k, "status", RUNNING)
+
+    def status(self, job_id: str) -> str | None:
+        s = self.r.hget(self.key(job_id, "job"), "status")
+        return s.decode() if s else None
+
+    def write_results(self, job_id: str, results: dict[int, dict[str, Any]], images: dict[int, bytes],
+                      done_chunk: int | None = None) -> None:
+        """Store results by index (idempotent), drop the chunk's inputs, finish the job if complete."""
+        expire_at = self._expire_at(job_id)
+        pipe = self.r.pipeline(transaction=False)
+        res_key, err_key, img_key = (self.key(job_id, p) for p in ("res", "err", "img"))
+        if results:
+            pipe.hset(res_key, mapping={str(i): json.dumps(v, separators=(",", ":")) for i, v in results.items()})
+            errors = [str(i) for i, v in results.items() if "error" in v]
+            if errors:
+                pipe.hset(err_key, mapping=dict.fromkeys(errors, 1))
+            else:
+                pipe.exists(err_key)  # keep positions stable
+        if images:
+            pipe.hset(img_key, mapping={str(i): b for i, b in images.items()})
+        for k in (res_key, err_key, img_key):
+            pipe.expireat(k, expire_at)
+        if done_chunk is not None:
+            pipe.delete(self.key(job_id, f"in:{done_chunk}"))
+        pipe.execute()
+        self.finish_if_complete(job_id)
+
+    def finish_if_complete(self, job_id: str) -> None:
+        k = self.key(job_id, "job")
+        pipe = self.r.pipeline()
+        pipe.hmget(k, "status", "total")
+        pipe.hlen(self.key(job_id, "res"))
+        pipe.hlen(self.key(job_id, "err"))
+        (status, total), done, failed = pipe.execute()
+        if status is None or status.decode() in FINAL or total is None or done < int(total):
+            return
+        final = FAILED if failed == done and done > 0 else SUCCEEDED
+        self.r.hsetnx(k, "finished_at", time.time())
+        self.r.hsetnx(k, "started_at", time.time())
+        self.r.hset(k, "status", final)
+        notify = self.key(job_id, "notify")
+        self.r.rpush(notify, final)
+        self.r.expire(notify, 60)
+
+    def cancel(self, job_id: str) -> None:
+        k = self.key(job_id, "job")
+        pipe = self.r.pipeline()
+        pipe.hset(k, mapping={"status": CANCELLED, "finished_at": time.time()})
+        chunks = int(self.r.hget(k, "chunks") or 0)
+        for c in range(chunks):
+            pipe.delete(self.key(job_id, f"in:{c}"))
+        pipe.execute()
+
+    def delete(self, job_id: str) -> None:
+        chunks = int(self.r.hget(self.key(job_id, "job"), "chunks") or 0)
+        parts = ["job", "names", "res", "err", "img", "notify"]
+        parts += [f"in:{c}" for c in range(chunks)] + [f"tries:{c}" for c in range(chunks)]
+        self.r.delete(*(self.key(job_id, p) for p in parts))
+
+    def wait(self, job_id: str, timeout: float) -> bool:
+        """Block until the job finishes or timeout seconds pass; True if it finished."""
+        if timeout <= 0:
+            return self.status(job_id) in FINAL
+        got = self.r.blpop([self.key(job_id, "notify")], timeout=timeout)
+        if got:
+            self.r.rpush(self.key(job_id, "notify"), got[1])  # leave the token for other waiters
+            return True
+        return self.status(job_id) in FINAL
+
+    # -- reading (web) ----------------------------------------------------------------------------
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        pipe = self.r.pipeline()
+        pipe.hgetall(self.key(job_id, "job"))
+        pipe.hlen(self.key(job_id, "res"))
+        pipe.hlen(self.key(job_id, "err"))
+        meta, done, failed = pipe.execute()
+        if not meta:
+            return None
+        m = {k.decode(): v.decode() for k, v in meta.items()}
+
+        def ts(name: str) -> str | None:
+            return iso(float(m[name])) if name in m else None
+
+        return {
+            "id": job_id,
+            "status": m["status"],
+            "total": int(m["total"]),
+            "done": int(done),
+            "failed": int(failed),
+            "created_at": ts("created_at"),
+            "started_at": ts("started_at"),
+            "finished_at": ts("finished_at"),
+            "expires_at": ts("expires_at"),
+            "model": json.loads(m["model"]),
+        }
+
+    def results(self, job_id: str, offset: int, limit: int) -> list[dict[str, Any]]:
+        """Items offset..offset+limit-1 (those that exist): index, filename, raw result or None."""
+        names = self.r.lrange(self.key(job_id, "names"), offset, offset + limit - 1)
+        if not names:
+            return []
+        indices = [str(offset + i) for i in range(len(names))]
+        raw = self.r.hmget(self.key(job_id, "res"), indices)
+        return [
+            {"index": offset + i, "filename": n.decode(), "result": json.loads(r) if r else None}
+            for i, (n, r) in enumerate(zip(names, raw, strict=True))
+        ]
+
+    def image(self, job_id: str, index: int) -> bytes | None:
+        return self.r.hget(self.key(job_id, "img"), str(index))

@@ -1,0 +1,90 @@
+"""Celery tasks: thin wrappers that fetch inputs from the job store, run the pipeline, store results."""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import lru_cache
+
+import redis
+from celery_batches import Batches
+
+from digitflow.settings import get_settings
+from worker.celery_app import CHUNK_TASK, DRAWING_TASK, app
+from worker.engine import Engine, default_threads
+from worker.jobstore import CANCELLED, JobStore
+from worker.pipeline import run_batch
+
+log = logging.getLogger(__name__)
+settings = get_settings()
+
+
+@lru_cache(maxsize=1)
+def engine() -> Engine:
+    """The model, loaded on first use in each worker process (never in the parent before fork)."""
+    processes = int(os.environ.get("WORKER_PROCESSES", "0")) or None
+    threads = settings.inference_threads or default_threads(processes)
+    eng = Engine(settings.model_dir, settings.inference_backend, threads)
+    log.info("loaded model %s (%s, %d threads) in pid %d", eng.model["version"], eng.backend, threads, os.getpid())
+    return eng
+
+
+@lru_cache(maxsize=1)
+def store() -> JobStore:
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=30, health_check_interval=10)
+    return JobStore(client, settings.result_ttl_seconds)
+
+
+def _poisoned(job_id: str, chunk: int) -> bool:
+    """Count this delivery; past the cap the chunk's images get an error instead of another try."""
+    if store().count_delivery(job_id, chunk) <= settings.max_redeliveries + 1:
+        return False
+    inputs = store().chunk_inputs(job_id, chunk)
+    error = {"code": "processing_failed", "message": "the image could not be processed after repeated tries"}
+    store().write_results(job_id, {i: {"error": error} for i in inputs}, {}, done_chunk=chunk)
+    log.error("job %s chunk %d: delivery cap reached, marked %d images failed", job_id, chunk, len(inputs))
+    return True
+
+
+@app.task(name=CHUNK_TASK)
+def process_chunk(job_id: str, chunk: int) -> int:
+    """Predict one chunk of a bulk job; returns how many images it processed."""
+    s = store()
+    status = s.status(job_id)
+    if status is None or status == CANCELLED:
+        s.r.delete(s.key(job_id, f"in:{chunk}"))
+        return 0
+    if _poisoned(job_id, chunk):
+        return 0
+    s.mark_running(job_id)
+    inputs = s.chunk_inputs(job_id, chunk)
+    if not inputs:  # done by an earlier delivery
+        s.finish_if_complete(job_id)
+        return 0
+    results, images = run_batch(engine(), inputs, settings.max_image_pixels, settings.batch_size)
+    if s.status(job_id) == CANCELLED:
+        return 0
+    s.write_results(job_id, results, images, done_chunk=chunk)
+    return len(inputs)
+
+
+@app.task(name=DRAWING_TASK, base=Batches, flush_every=settings.interactive_batch_max, flush_interval=0.001)
+def predict_drawings(requests) -> None:
+    """Single predictions, batched across concurrent requests into one model call."""
+    s = store()
+    slots: dict[int, tuple[str, int]] = {}
+    inputs: dict[int, bytes] = {}
+    for req in requests:
+        job_id = req.args[0]
+        if _poisoned(job_id, 0):
+            continue
+        for index, raw in s.chunk_inputs(job_id, 0).items():
+            slot = len(slots)
+            slots[slot] = (job_id, index)
+            inputs[slot] = raw
+    if not inputs:
+        return
+    results, images = run_batch(engine(), inputs, settings.max_image_pixels, settings.batch_size)
+    for slot, (job_id, index) in slots.items():
+        image = {index: images[slot]} if slot in images else {}
+        s.write_results(job_id, {index: results[slot]}, image, done_chunk=0)
