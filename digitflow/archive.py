@@ -6,6 +6,8 @@ Nothing is extracted to disk and nested archives are not opened. Junk entries (f
 
 from __future__ import annotations
 
+import bisect
+import struct
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,7 +49,7 @@ def printable(name: str) -> str:
 def is_junk(info: zipfile.ZipInfo) -> bool:
     name = info.filename.replace("\\", "/")
     base = name.rstrip("/").rsplit("/", 1)[-1]
-    return info.is_dir() or name.startswith("__MACOSX/") or "/__MACOSX/" in name or base.startswith(".") or not base
+    return not base or info.is_dir() or name.startswith("__MACOSX/") or "/__MACOSX/" in name or base.startswith(".")
 
 
 def looks_like_zip(head: bytes) -> bool:
@@ -58,12 +60,77 @@ def _error(code: str, message: str) -> dict[str, str]:
     return {"code": code, "message": message}
 
 
+class _Patched:
+    """A seekable file read through a few overridden bytes (offset -> value); nothing is copied."""
+
+    def __init__(self, fh: IO[bytes], patches: dict[int, int]):
+        self._fh, self._offsets, self._patches = fh, sorted(patches), patches
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        start = self._fh.tell()
+        data = self._fh.read(n)
+        lo, hi = bisect.bisect_left(self._offsets, start), bisect.bisect_left(self._offsets, start + len(data))
+        if lo == hi:
+            return data
+        buf = bytearray(data)
+        for offset in self._offsets[lo:hi]:
+            buf[offset - start] = self._patches[offset]
+        return bytes(buf)
+
+
+def _open_zip(fileobj: IO[bytes]) -> zipfile.ZipFile:
+    """zipfile.ZipFile, except that a name flagged UTF-8 whose bytes are not UTF-8 does not make the whole
+    archive unreadable: such names are read with the flag cleared and reported with \\xNN escapes."""
+    try:
+        return zipfile.ZipFile(fileobj)
+    except UnicodeDecodeError:
+        pass
+    endrec = zipfile._EndRecData(fileobj)  # the end record ZipFile just read (private, stable since 2.x)
+    if endrec is None:
+        raise zipfile.BadZipFile("no end of central directory record")
+    size_cd = endrec[zipfile._ECD_SIZE]
+    start = endrec[zipfile._ECD_LOCATION] - size_cd  # where ZipFile found the central directory
+    if endrec[zipfile._ECD_SIGNATURE] == zipfile.stringEndArchive64:
+        start -= zipfile.sizeEndCentDir64 + zipfile.sizeEndCentDir64Locator
+    fileobj.seek(start)
+    cd = fileobj.read(size_cd)
+    patches, bad, pos, index = {}, [], 0, 0
+    while pos + 46 <= len(cd) and cd[pos : pos + 4] == b"PK\x01\x02":
+        flags = struct.unpack_from("<H", cd, pos + 8)[0]
+        name_len, extra_len, comment_len = struct.unpack_from("<3H", cd, pos + 28)
+        raw = cd[pos + 46 : pos + 46 + name_len]
+        if flags & 0x800:
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                patches[start + pos + 9] = cd[pos + 9] & ~0x08  # bit 11 of the flags: the name is UTF-8
+                bad.append((index, raw))
+        pos += 46 + name_len + extra_len + comment_len
+        index += 1
+    if not patches:
+        raise zipfile.BadZipFile("unreadable file names")
+    zf = zipfile.ZipFile(_Patched(fileobj, patches))
+    for index, raw in bad:
+        if index < len(zf.filelist):
+            zf.filelist[index].filename = raw.decode("utf-8", "backslashreplace")
+    return zf
+
+
 def open_archive(fileobj: IO[bytes], limits: Limits) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]:
     """Open the ZIP and check it as a whole; returns it and its image entries in archive order."""
     try:
-        zf = zipfile.ZipFile(fileobj)
+        zf = _open_zip(fileobj)
         infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, struct.error) as exc:
         raise ArchiveError(422, "invalid_archive", f"not a readable ZIP archive: {exc}") from None
     entries = [i for i in infos if not is_junk(i)]
     if not entries:
@@ -101,7 +168,7 @@ def read_entries(zf: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limits: Li
         try:
             with zf.open(info) as fh:
                 data = fh.read(limits.max_entry + 1)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
+        except Exception as exc:  # zlib.error, lzma.LZMAError, BadZipFile (CRC), NotImplementedError, ...: this entry only
             yield Entry(name, error=_error("corrupt_entry", f"cannot read this file from the archive: {exc}"))
             continue
         total += len(data)

@@ -8,6 +8,7 @@ Keys share the hash tag {job_id}, so one job lives on one Redis Cluster slot:
   df:{id}:err       hash   index -> 1 for results that are errors (its length is the failed count)
   df:{id}:img       hash   index -> the 784-byte normalised digit the model saw
   df:{id}:tries:{c} string deliveries of chunk c (the poison-message guard)
+  df:{id}:by        hash   chunk -> the worker node that stored its results
   df:{id}:notify    list   a token pushed when the job finishes (single predictions wait on it)
 Results keyed by index make a re-delivered chunk overwrite, never duplicate; done = HLEN(res).
 """
@@ -112,7 +113,7 @@ class JobStore:
         return s.decode() if s else None
 
     def write_results(self, job_id: str, results: dict[int, dict[str, Any]], images: dict[int, bytes],
-                      done_chunk: int | None = None) -> None:
+                      done_chunk: int | None = None, worker: str | None = None) -> None:
         """Store results by index (idempotent), drop the chunk's inputs, finish the job if complete."""
         expire_at = self._expire_at(job_id)
         pipe = self.r.pipeline(transaction=False)
@@ -122,14 +123,15 @@ class JobStore:
             errors = [str(i) for i, v in results.items() if "error" in v]
             if errors:
                 pipe.hset(err_key, mapping=dict.fromkeys(errors, 1))
-            else:
-                pipe.exists(err_key)  # keep positions stable
         if images:
             pipe.hset(img_key, mapping={str(i): b for i, b in images.items()})
         for k in (res_key, err_key, img_key):
             pipe.expireat(k, expire_at)
         if done_chunk is not None:
             pipe.delete(self.key(job_id, f"in:{done_chunk}"))
+            if worker:
+                pipe.hset(self.key(job_id, "by"), str(done_chunk), worker)
+                pipe.expireat(self.key(job_id, "by"), expire_at)
         pipe.execute()
         self.finish_if_complete(job_id)
 
@@ -161,7 +163,7 @@ class JobStore:
 
     def delete(self, job_id: str) -> None:
         chunks = int(self.r.hget(self.key(job_id, "job"), "chunks") or 0)
-        parts = ["job", "names", "res", "err", "img", "notify"]
+        parts = ["job", "names", "res", "err", "img", "notify", "by"]
         parts += [f"in:{c}" for c in range(chunks)] + [f"tries:{c}" for c in range(chunks)]
         self.r.delete(*(self.key(job_id, p) for p in parts))
 

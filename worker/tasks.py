@@ -8,6 +8,8 @@ from functools import lru_cache
 
 import redis
 from celery_batches import Batches
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from digitflow.settings import get_settings
 from worker.celery_app import CHUNK_TASK, DRAWING_TASK, app
@@ -31,7 +33,12 @@ def engine() -> Engine:
 
 @lru_cache(maxsize=1)
 def store() -> JobStore:
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=30, health_check_interval=10)
+    # Ride out a Redis restart (about a minute of retries) instead of failing, and so acking, the task.
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=30, socket_connect_timeout=2, health_check_interval=10,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=40),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+    )
     return JobStore(client, settings.result_ttl_seconds)
 
 
@@ -46,8 +53,8 @@ def _poisoned(job_id: str, chunk: int) -> bool:
     return True
 
 
-@app.task(name=CHUNK_TASK)
-def process_chunk(job_id: str, chunk: int) -> int:
+@app.task(name=CHUNK_TASK, bind=True)
+def process_chunk(self, job_id: str, chunk: int) -> int:
     """Predict one chunk of a bulk job; returns how many images it processed."""
     s = store()
     status = s.status(job_id)
@@ -64,7 +71,7 @@ def process_chunk(job_id: str, chunk: int) -> int:
     results, images = run_batch(engine(), inputs, settings.max_image_pixels, settings.batch_size)
     if s.status(job_id) == CANCELLED:
         return 0
-    s.write_results(job_id, results, images, done_chunk=chunk)
+    s.write_results(job_id, results, images, done_chunk=chunk, worker=self.request.hostname)
     return len(inputs)
 
 

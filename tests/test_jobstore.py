@@ -1,0 +1,86 @@
+"""The job store and the chunk task against a real Redis (no broker: the task body is called directly)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import digit_png
+from worker.jobstore import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobStore
+
+MODEL = {"version": "test", "architecture": "tiny", "test_accuracy": None}
+
+
+@pytest.fixture
+def store(redis_client) -> JobStore:
+    return JobStore(redis_client, ttl_seconds=600)
+
+
+def test_redelivered_results_overwrite_and_counts_stay_exact(store):
+    job = store.create(total=3, chunks=1, kind="bulk", model=MODEL)
+    store.add_chunk(job, 0, ["a", "b", "c"], {0: b"x", 1: b"y", 2: b"z"}, {})
+    first = {0: {"digit": 1, "confidence": 0.9}, 1: {"error": {"code": "no_digit_found", "message": "blank"}}}
+    store.mark_running(job)
+    store.write_results(job, first, {0: bytes(784)})
+    store.write_results(job, first, {0: bytes(784)})  # the same chunk delivered again
+    got = store.get(job)
+    assert (got["status"], got["done"], got["failed"]) == (RUNNING, 2, 1)
+    store.write_results(job, {2: {"digit": 7, "confidence": 0.99}}, {}, done_chunk=0)
+    got = store.get(job)
+    assert (got["status"], got["done"], got["failed"]) == (SUCCEEDED, 3, 1)
+    assert store.chunk_inputs(job, 0) == {}  # raw inputs dropped once the chunk is done
+    assert [r["filename"] for r in store.results(job, 1, 5)] == ["b", "c"]
+
+
+def test_every_image_failing_means_failed(store):
+    job = store.create(total=2, chunks=1, kind="bulk", model=MODEL)
+    err = {"error": {"code": "not_an_image", "message": "x"}}
+    store.add_chunk(job, 0, ["a", "b"], {}, {0: err["error"], 1: err["error"]})
+    assert store.get(job)["status"] == FAILED
+
+
+def test_everything_expires_with_the_job(store):
+    job = store.create(total=1, chunks=1, kind="bulk", model=MODEL)
+    store.add_chunk(job, 0, ["a"], {0: b"x"}, {})
+    store.write_results(job, {0: {"digit": 1, "confidence": 1.0}}, {0: bytes(784)}, done_chunk=0, worker="w@h")
+    keys = list(store.r.scan_iter(f"df:{{{job}}}:*"))
+    assert len(keys) >= 5
+    assert all(0 < store.r.ttl(k) <= 601 for k in keys)
+
+
+def test_cancel_drops_inputs_and_the_chunk_task_skips(store, monkeypatch):
+    from worker import tasks
+
+    job = store.create(total=1, chunks=1, kind="bulk", model=MODEL)
+    store.add_chunk(job, 0, ["a"], {0: b"x"}, {})
+    store.cancel(job)
+    monkeypatch.setattr(tasks, "store", lambda: store)
+    assert tasks.process_chunk.run(job, 0) == 0
+    assert store.get(job)["status"] == CANCELLED and store.get(job)["done"] == 0
+
+
+def test_poison_chunk_is_failed_after_the_delivery_cap(store, monkeypatch, mnist_test):
+    from worker import tasks
+
+    job = store.create(total=1, chunks=1, kind="bulk", model=MODEL)
+    store.add_chunk(job, 0, ["a.png"], {0: digit_png(mnist_test[0][0])}, {})
+    store.r.set(store.key(job, "tries:0"), tasks.settings.max_redeliveries + 1)  # it crashed every time so far
+    monkeypatch.setattr(tasks, "store", lambda: store)
+    assert tasks.process_chunk.run(job, 0) == 0
+    item = store.results(job, 0, 1)[0]
+    assert item["result"]["error"]["code"] == "processing_failed"
+    assert store.get(job)["status"] == FAILED
+
+
+def test_chunk_task_predicts_and_stores_digits(store, monkeypatch, mnist_test):
+    from worker import tasks
+
+    x, y = mnist_test
+    job = store.create(total=3, chunks=1, kind="bulk", model=MODEL)
+    store.add_chunk(job, 0, ["0", "1", "2"], {i: digit_png(x[i]) for i in range(3)}, {})
+    monkeypatch.setattr(tasks, "store", lambda: store)
+    assert tasks.process_chunk.run(job, 0) == 3
+    results = [json.loads(store.r.hget(store.key(job, "res"), str(i))) for i in range(3)]
+    assert [r["digit"] for r in results] == [int(v) for v in y[:3]]
+    assert len(store.image(job, 0)) == 784
