@@ -64,7 +64,16 @@ class _Patched:
     """A seekable file read through a few overridden bytes (offset -> value); nothing is copied."""
 
     def __init__(self, fh: IO[bytes], patches: dict[int, int]):
-        self._fh, self._offsets, self._patches = fh, sorted(patches), patches
+        self._fh, self._offsets, self._patches = fh, sorted(patches), dict(patches)
+
+    def clear_bits(self, offset: int, mask: int) -> None:
+        here = self._fh.tell()
+        self._fh.seek(offset)
+        byte = self._fh.read(1)
+        self._fh.seek(here)
+        if byte:
+            self._patches[offset] = byte[0] & ~mask
+            self._offsets = sorted(self._patches)
 
     def seek(self, offset: int, whence: int = 0) -> int:
         return self._fh.seek(offset, whence)
@@ -112,16 +121,18 @@ def _open_zip(fileobj: IO[bytes]) -> zipfile.ZipFile:
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError:
-                patches[start + pos + 9] = cd[pos + 9] & ~0x08  # bit 11 of the flags: the name is UTF-8
+                patches[start + pos + 9] = cd[pos + 9] & ~0x08  # flag bit 11 (the name is UTF-8), central header
                 bad.append((index, raw))
         pos += 46 + name_len + extra_len + comment_len
         index += 1
     if not patches:
         raise zipfile.BadZipFile("unreadable file names")
-    zf = zipfile.ZipFile(_Patched(fileobj, patches))
+    patched = _Patched(fileobj, patches)
+    zf = zipfile.ZipFile(patched)
     for index, raw in bad:
-        if index < len(zf.filelist):
-            zf.filelist[index].filename = raw.decode("utf-8", "backslashreplace")
+        info = zf.filelist[index]
+        patched.clear_bits(info.header_offset + 7, 0x08)  # the same flag bit in its local header
+        info.filename = raw.decode("utf-8", "backslashreplace")
     return zf
 
 

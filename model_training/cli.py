@@ -40,7 +40,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         train_limit=args.limit,
         patience=args.patience,
     )
-    data = load_mnist(args.data_dir, require_full=True)
+    data = load_mnist(args.data_dir, require_full=not args.allow_subset)
     train(data, cfg, run_dir)
     print(f"run folder: {run_dir}")
     return 0
@@ -79,6 +79,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (validation accuracy)")
     t.add_argument("--limit", type=int, default=None, help="train on the first N images only (smoke runs)")
     t.add_argument("--runs-dir", default="runs")
+    t.add_argument("--allow-subset", action="store_true", help="accept IDX files with fewer than 60k/10k images (tests)")
     t.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run")
     t.set_defaults(func=cmd_train)
 

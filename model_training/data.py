@@ -45,12 +45,20 @@ def read_idx(path: Path) -> np.ndarray:
     magic = struct.unpack(">I", raw[:4])[0]
     if magic not in (IMAGES_MAGIC, LABELS_MAGIC):
         raise ValueError(f"{path}: bad IDX magic {magic:#010x}")
-    ndim = magic & 0xFF
+    ndim = magic & 0xFF  # 3 for images, 1 for labels
     dims = struct.unpack(">" + "I" * ndim, raw[4 : 4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
         raise ValueError(f"{path}: header says {dims}, file holds {data.size} bytes")
     return data.reshape(dims)
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array as a gzip-compressed IDX file (the format read_idx reads)."""
+    magic = IMAGES_MAGIC if array.ndim == 3 else LABELS_MAGIC
+    header = struct.pack(">I", magic) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    with gzip.open(path, "wb") as fh:
+        fh.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
 
 
 def _check(x: np.ndarray, y: np.ndarray, n: int | None, split: str) -> None:

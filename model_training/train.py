@@ -61,7 +61,8 @@ def cosine_schedule(cfg: TrainConfig):
 
 def datasets(data: Mnist, cfg: TrainConfig):
     """tf.data pipelines for the augmented training split and the plain validation split."""
-    train_idx, val_idx = stratified_split(data.y_train, cfg.val_size, cfg.seed)
+    val_size = min(cfg.val_size, len(data.y_train) // 10)  # small data sets (tests) keep 90% for training
+    train_idx, val_idx = stratified_split(data.y_train, val_size, cfg.seed)
     if cfg.train_limit:
         train_idx = train_idx[: cfg.train_limit]
         val_idx = val_idx[: max(cfg.train_limit // 10, 100)]

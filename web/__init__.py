@@ -23,9 +23,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         MAX_FORM_PARTS=settings.max_zip_entries + 10,
         SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_HTTPONLY=True,
-        JSON_SORT_KEYS=False,
         DIGITFLOW=settings,
     )
+    app.json.sort_keys = False  # keep documented field order
     from web import api, errors, health, limiter, openapi, ui
     from web.services import Services
 

@@ -9,6 +9,7 @@ import math
 
 from flask import Blueprint, Response, current_app, jsonify, request, session, stream_with_context, url_for
 
+from digitflow.archive import printable
 from digitflow.csvsafe import safe_cell
 from digitflow.imaging import to_png
 from web.errors import ApiError
@@ -90,8 +91,11 @@ def predict():
         upload = request.files.get("image")
         if upload is None:
             raise ApiError(400, "bad_request", "send the image in the multipart field `image`")
-        raw = single_image(upload.read(s.settings.max_entry_bytes + 1), s.settings.max_image_pixels)
-        name = upload.filename or "image"
+        data = upload.read(s.settings.max_entry_bytes + 1)
+        if len(data) > s.settings.max_entry_bytes:
+            raise ApiError(413, "file_too_large", f"an image is limited to {s.settings.max_entry_bytes} bytes")
+        raw = single_image(data, s.settings.max_image_pixels)
+        name = printable(upload.filename or "image")
     else:
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data (field `image`) or application/json")
     job_id = create_single(s, name, raw)

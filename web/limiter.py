@@ -10,8 +10,9 @@ from digitflow.settings import Settings
 
 
 def _client_key() -> str:
-    auth = request.headers.get("Authorization", "")
-    return auth[-16:] if auth else get_remote_address()
+    # The client's address, never a header it chooses: a made-up Authorization header per request would
+    # escape the limit, and with API_TOKEN set every client sends the same token (one shared bucket).
+    return get_remote_address()
 
 
 def init(app: Flask, settings: Settings) -> None:

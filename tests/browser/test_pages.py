@@ -7,8 +7,8 @@ import re
 import pytest
 import requests
 from playwright.sync_api import expect
-
 from stack import Stack
+
 from tests.browser.conftest import open_page
 from tests.browser.test_draw import ONE, expect_digit, mouse_stroke
 

@@ -43,7 +43,9 @@ def test_upload_a_zip_watch_progress_then_table_filters_sorting_and_csv(page, mn
     job_id = page.url.rsplit("/", 1)[1]
     expect(page.get_by_test_id("job-status")).to_have_text("succeeded", timeout=60_000)
     assert progress(page) == (total, total)
-    assert page.evaluate("window.seen")[-1] == [total, total]
+    seen = page.evaluate("window.seen")
+    print("job progress bar values seen:", seen)
+    assert seen[-1] == [total, total]
     expect(page.get_by_test_id("cancel")).to_be_hidden()
     assert page.locator("#upload-progress").evaluate("p => p.value === p.max")
 
@@ -73,14 +75,18 @@ def test_upload_a_zip_watch_progress_then_table_filters_sorting_and_csv(page, mn
     confs = [float(c.rstrip("%")) for c in page.locator("tbody td.conf").all_inner_texts() if c]
     assert confs == sorted(confs) and len(confs) == N
     expect(page.locator("th", has=page.get_by_role("button", name="Confidence"))).to_have_attribute("aria-sort", "ascending")
+    page.wait_for_function("""() => [...document.querySelectorAll('tbody img')]
+        .filter(i => i.getBoundingClientRect().top < innerHeight)
+        .every(i => i.complete && i.naturalWidth === 28)""")  # the thumbnails in view have loaded
+    screenshot(page, "upload.png")
     page.get_by_role("button", name="Confidence").click()
     confs = [float(c.rstrip("%")) for c in page.locator("tbody td.conf").all_inner_texts() if c]
     assert confs == sorted(confs, reverse=True)
-    screenshot(page, "upload.png", full_page=False)
 
     with page.expect_download() as download:
         page.get_by_test_id("csv-link").click()
-    lines = list(csv.reader(open(download.value.path(), newline="")))
+    with open(download.value.path(), newline="") as fh:
+        lines = list(csv.reader(fh))
     assert lines[0] == ["index", "filename", "status", "digit", "confidence", "error"]
     body = lines[1:]
     assert len(body) == total

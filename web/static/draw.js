@@ -111,7 +111,7 @@
       var p = probs ? probs[i] : 0;
       li.querySelector(".bar").style.width = (p * 100).toFixed(1) + "%";
       li.querySelector(".pct").textContent = probs ? df.pct(p) : "–";
-      li.classList.toggle("top", i === best);
+      li.classList.toggle("best", i === best);
       li.setAttribute("aria-label", i + ": " + (probs ? df.pct(p) : "no prediction"));
     });
   }

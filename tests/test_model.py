@@ -1,0 +1,46 @@
+"""The shipped model: its card's accuracy is reproducible, and ONNX agrees with the Keras reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from digitflow.contract import load_card, model_version, sha256_file
+from digitflow.settings import ROOT
+from model_training.data import to_model_input
+from model_training.export import onnx_probs
+
+MODELS = ROOT / "models"
+
+
+@pytest.fixture(scope="module")
+def card() -> dict:
+    return load_card(MODELS)
+
+
+def test_card_describes_the_files(card):
+    assert card["version"] == model_version(MODELS / "model.onnx")
+    for name, digest in card["files"].items():
+        assert sha256_file(MODELS / name) == digest
+    assert card["macs_per_image"] <= 12_000_000
+    assert (MODELS / "model.onnx").stat().st_size < 5 * 1024 * 1024
+
+
+def test_shipped_onnx_model_reaches_its_card_accuracy(card, mnist_test):
+    x, y = mnist_test
+    probs = onnx_probs(MODELS / "model.onnx", to_model_input(x))
+    accuracy = float((probs.argmax(1) == y).mean())
+    assert accuracy == pytest.approx(card["test_accuracy"], abs=1e-6)
+    assert accuracy >= 0.9965  # beats the published single-CNN average (99.64%)
+
+
+@pytest.mark.slow
+def test_onnx_and_keras_agree_on_the_test_split(mnist_test):
+    import keras
+
+    x, _ = mnist_test
+    inputs = to_model_input(x)
+    reference = np.asarray(keras.models.load_model(MODELS / "model.keras").predict(inputs, batch_size=1000, verbose=0))
+    served = onnx_probs(MODELS / "model.onnx", inputs)
+    assert np.abs(reference - served).max() <= 1e-4
+    assert np.array_equal(reference.argmax(1), served.argmax(1))
