@@ -136,26 +136,38 @@ def to_grey(img: Image.Image) -> np.ndarray:
     return grey * alpha + paper * (1.0 - alpha)
 
 
+def _quantile(hist: np.ndarray, q: float) -> int:
+    """The grey level (0-255) at quantile q of a 256-bin histogram (a cheap median for uint8 data)."""
+    cumulative = np.cumsum(hist)
+    return int(np.searchsorted(cumulative, q * cumulative[-1]))
+
+
+def _paper_stats(levels: np.ndarray) -> tuple[np.ndarray, int, float]:
+    """Histogram of 0-255 levels, the background level (median), and the noise (scaled MAD, in [0,1])."""
+    hist = np.bincount(levels.ravel(), minlength=256)
+    background = _quantile(hist, 0.5)
+    deviations = np.bincount(np.abs(np.arange(256) - background), weights=hist, minlength=256)
+    return hist, background, 1.4826 * _quantile(deviations, 0.5) / 255.0
+
+
 def ink_map(grey: np.ndarray, ink_high: bool | None = None) -> np.ndarray:
     """Ink intensity in [0,1] with the paper removed: decide polarity, subtract background, drop noise."""
-    if ink_high is None:
-        border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-        ink_high = float(np.median(border)) < 0.5 if border.size >= 8 else float(np.median(grey)) < 0.5
-    ink = grey if ink_high else 1.0 - grey
-    background = float(np.median(ink))
-    noise = 1.4826 * float(np.median(np.abs(ink - background)))  # robust spread of the paper
-    if noise > 0.02 and min(ink.shape) >= 16:  # grainy paper or sensor noise: smooth specks away first
-        smooth = Image.fromarray(np.clip(ink * 255, 0, 255).astype(np.uint8)).filter(ImageFilter.MedianFilter(3))
-        ink = np.asarray(smooth, dtype=np.float32) / 255.0
-        background = float(np.median(ink))
-        noise = 1.4826 * float(np.median(np.abs(ink - background)))
-    ink = np.clip(ink - background, 0.0, None)
-    top = float(np.percentile(ink[ink > 0], 99)) if np.any(ink > 0) else 0.0
+    if ink_high is None:  # the paper is what most of the border shows: dark paper means light ink
+        border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]]) if min(grey.shape) > 2 else grey.ravel()
+        ink_high = 2 * np.count_nonzero(border < 0.5) > border.size
+    levels = np.rint((grey if ink_high else 1.0 - grey) * 255.0).astype(np.uint8)
+    hist, background, noise = _paper_stats(levels)
+    if noise > 0.02 and min(levels.shape) >= 16:  # grainy paper or sensor noise: smooth specks away first
+        levels = np.asarray(Image.fromarray(levels).filter(ImageFilter.MedianFilter(3)))
+        hist, background, noise = _paper_stats(levels)
+    above = hist[background + 1 :]
+    if not above.any():
+        return np.zeros(levels.shape, np.float32)
+    top = (_quantile(above, 0.99) + 1) / 255.0  # strong ink, above the paper
     if top < 0.1 or top < 6 * noise:  # nothing stands out from the paper
-        return np.zeros_like(ink)
-    cut = max(INK_THRESHOLD, 4 * noise / top)
-    ink = np.clip(ink / top, 0.0, 1.0)
-    ink[ink < cut] = 0.0
+        return np.zeros(levels.shape, np.float32)
+    ink = np.clip((levels.astype(np.float32) - background) / (255.0 * top), 0.0, 1.0)
+    ink[ink < max(INK_THRESHOLD, 4 * noise / top)] = 0.0
     return ink
 
 
@@ -170,8 +182,10 @@ def _thicken(patch: np.ndarray) -> np.ndarray:
     """Dilate strokes that would be thinner than MNIST's once the digit is scaled to fit 20x20."""
     h, w = patch.shape
     scale = BOX / max(h, w)
+    if scale >= 1:  # never thinner than drawn
+        return patch
     width_after = _stroke_width(patch > 0.5) * scale
-    if width_after >= MIN_STROKE or scale >= 1:
+    if width_after >= MIN_STROKE:
         return patch
     size = min(2 * int(round((MIN_STROKE - width_after) / scale / 2)) + 1, 15)
     if size < 3:
@@ -211,8 +225,8 @@ def fit_digit(ink: np.ndarray) -> np.ndarray:
         raise NoDigitFound("no digit found: the ink vanishes at 28x28")
     small = small * (255.0 / small.max())
     total = small.sum()
-    ii, jj = np.mgrid[0:new_h, 0:new_w]
-    ci, cj = (small * ii).sum() / total, (small * jj).sum() / total
+    ci = float(small.sum(axis=1) @ np.arange(new_h)) / total
+    cj = float(small.sum(axis=0) @ np.arange(new_w)) / total
     top = int(np.clip(round(CENTRE - ci), 0, SIZE - new_h))
     left = int(np.clip(round(CENTRE - cj), 0, SIZE - new_w))
     out = np.zeros((SIZE, SIZE), dtype=np.float32)

@@ -14,7 +14,14 @@ import keras
 import numpy as np
 
 from digitflow.contract import (
-    CARD_FILE, INPUT_SPEC, KERAS_FILE, ONNX_FILE, OUTPUT_SPEC, REPORT_DIR, model_version, sha256_file,
+    CARD_FILE,
+    INPUT_SPEC,
+    KERAS_FILE,
+    ONNX_FILE,
+    OUTPUT_SPEC,
+    REPORT_DIR,
+    model_version,
+    sha256_file,
 )
 from model_training import report
 from model_training.architectures import build, count_macs

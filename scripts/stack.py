@@ -114,9 +114,9 @@ class Stack:
         env = dict(self.env, PORT=str(self.port))
         if name.startswith("bulk"):
             env["WORKER_PROCESSES"] = str(self.bulk_processes)
-        log = open(self.log_dir / f"{name}.log", "ab")
-        proc = subprocess.Popen(self.command(name), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own descriptor
+            proc = subprocess.Popen(self.command(name), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
         self.procs[name] = proc
         return proc
 

@@ -79,7 +79,7 @@ def test_formats_and_modes_decode(mnist_test):
         "bmp": encode(grey, "BMP"),
         "tiff": encode(grey, "TIFF"),
         "webp": encode(grey, "WEBP", lossless=True),
-        "i16": encode(Image.fromarray((np.asarray(grey, np.uint16) * 257)), "PNG"),
+        "i16": encode(Image.fromarray(np.asarray(grey, np.uint16) * 257), "PNG"),
     }
     reference = normalise_bytes(encode(grey))
     for name, data in variants.items():
