@@ -44,3 +44,14 @@ def test_onnx_and_keras_agree_on_the_test_split(mnist_test):
     served = onnx_probs(MODELS / "model.onnx", inputs)
     assert np.abs(reference - served).max() <= 1e-4
     assert np.array_equal(reference.argmax(1), served.argmax(1))
+
+
+@pytest.mark.slow
+def test_keras_reference_backend_serves_the_same_digits(mnist_test):
+    from worker.engine import Engine
+
+    x, _ = mnist_test
+    inputs = to_model_input(x[:256])
+    onnx, keras_backend = Engine(MODELS, "onnx", 1), Engine(MODELS, "keras", 1)
+    assert np.array_equal(onnx.predict(inputs).argmax(1), keras_backend.predict(inputs).argmax(1))
+    assert onnx.model == keras_backend.model
