@@ -98,4 +98,4 @@ def screenshot(page, name: str, **kwargs) -> None:
     """docs/screenshots/<name> when SCREENSHOTS=1 (kept out of ordinary runs so the tree stays clean)."""
     if os.environ.get("SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / name), **kwargs)
+        page.screenshot(path=str(SCREENSHOTS / name), animations="disabled", **kwargs)

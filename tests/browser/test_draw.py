@@ -67,6 +67,7 @@ def test_draw_with_the_mouse_predicts_shows_bars_and_preview_and_clears(page):
     expect(bars).to_have_count(10)
     expect(bars.nth(1)).to_have_class(re.compile(r"\bbest\b"))
     # Rendered bar lengths, as a fraction of their tracks: they add up to about 1 and the "1" bar is longest.
+    page.wait_for_function("() => document.getAnimations().length === 0")  # the bars' transitions are over
     widths = bars.locator(".bar").evaluate_all(
         "els => els.map(e => e.getBoundingClientRect().width / e.parentNode.getBoundingClientRect().width)")
     assert len(widths) == 10 and 0.9 < sum(widths) < 1.1 and max(widths) == widths[1] > 0.5

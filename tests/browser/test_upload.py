@@ -122,3 +122,24 @@ def test_unknown_job_page_says_so(page):
     page.goto("/jobs/" + "0" * 32)
     expect(page.get_by_test_id("job-status")).to_have_text("not found")
     expect(page.get_by_role("alert").filter(has_text="expired")).to_be_visible()
+
+
+def test_drop_several_images_onto_the_zone(page, mnist_test):
+    x, y = mnist_test
+    page.goto("/upload")
+    names = [f"digit-{i}.png" for i in range(3)]
+    pngs = [list(digit_png(x[i])) for i in range(3)]
+    # A real drop event carrying File objects, as the browser makes for files dragged from the desktop.
+    page.locator("#dropzone").evaluate("""(zone, [names, pngs]) => {
+        const dt = new DataTransfer();
+        names.forEach((n, i) => dt.items.add(new File([new Uint8Array(pngs[i])], n, {type: 'image/png'})));
+        zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));
+        zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+    }""", [names, pngs])
+    expect(page.locator("#chosen")).to_contain_text("3 files")
+    page.get_by_test_id("upload-submit").click()
+    expect(page.get_by_test_id("job-status")).to_have_text("succeeded", timeout=30_000)
+    rows = page.get_by_test_id("results").locator("tbody tr")
+    expect(rows).to_have_count(3)
+    assert rows.locator("td.file").all_inner_texts() == names
+    assert rows.locator("td.digit").all_inner_texts() == [str(v) for v in y[:3]]

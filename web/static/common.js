@@ -46,7 +46,8 @@ window.df = (function () {
     });
   }
 
-  function pct(p) { return (p * 100).toFixed(1) + "%"; }
+  // One decimal; a probability short of 1 never reads as 100.0%.
+  function pct(p) { return Math.min(p * 100, p < 1 ? 99.9 : 100).toFixed(1) + "%"; }
 
   function show(el, text) { el.textContent = text || ""; el.hidden = !text; }
 
