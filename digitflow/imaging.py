@@ -115,6 +115,8 @@ def _other_format(data: bytes) -> str | None:
 
 def to_grey(img: Image.Image) -> np.ndarray:
     """Grey level in [0,1] as float32; transparency composited onto a paper that contrasts with the ink."""
+    if img.mode == "LAB":  # Pillow cannot convert LAB (TIFF); its L channel is the lightness
+        img = img.getchannel("L")
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(img, dtype=np.float32)
         top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
@@ -237,7 +239,11 @@ def fit_digit(ink: np.ndarray) -> np.ndarray:
 def normalise_bytes(data: bytes, max_pixels: int = 40_000_000) -> np.ndarray:
     """Encoded image bytes -> MNIST-style uint8 [28,28], ink high. Raises ImageError."""
     img = open_image(data, max_pixels)
-    return fit_digit(ink_map(to_grey(img)))
+    try:
+        grey = to_grey(img)
+    except (ValueError, OSError) as exc:  # a mode Pillow opens but cannot convert
+        raise UnsupportedFormat(f"images in mode {img.mode} are not supported: {exc}") from None
+    return fit_digit(ink_map(grey))
 
 
 def normalise_pixels(pixels: np.ndarray) -> np.ndarray:

@@ -52,7 +52,7 @@ def redis_url(tmp_path_factory) -> str:
 def redis_client(redis_url) -> redis.Redis:
     """A client on a clean job store (job and rate-limit keys removed before each test)."""
     client = redis.Redis.from_url(redis_url)
-    for pattern in ("df:*", "df-limit*"):
+    for pattern in ("df:*", "*df-limit*"):
         keys = list(client.scan_iter(pattern, count=1000))
         if keys:
             client.delete(*keys)
@@ -63,7 +63,7 @@ def redis_client(redis_url) -> redis.Redis:
 def stack(redis_url, tmp_path_factory) -> Stack:
     """Real processes: a bulk worker (2 processes), an interactive worker, gunicorn."""
     logs = tmp_path_factory.mktemp("logs")
-    s = Stack({"REDIS_URL": redis_url, "RATE_LIMIT": ""}, logs).start_all()
+    s = Stack({"REDIS_URL": redis_url, "RATE_LIMIT": "off"}, logs).start_all()
     yield s
     s.stop_all()
 

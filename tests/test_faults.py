@@ -26,7 +26,7 @@ def big_zip(mnist_test) -> bytes:
 def private(tmp_path):
     """A stack of its own (own Redis with append-only file) that a test may break; small chunks, short visibility."""
     server = RedisServer(tmp_path / "redis", appendonly=True).start()
-    env = {"REDIS_URL": server.url, "CHUNK_SIZE": "100", "VISIBILITY_TIMEOUT": "4", "RATE_LIMIT": ""}
+    env = {"REDIS_URL": server.url, "CHUNK_SIZE": "100", "VISIBILITY_TIMEOUT": "4", "RATE_LIMIT": "off"}
     stack = Stack(env, tmp_path / "logs")
     yield server, stack
     stack.stop_all()

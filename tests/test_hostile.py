@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import struct
 import tempfile
 import time
@@ -374,6 +373,10 @@ CASES = [
     Case("name-duplicates", NAMES,
          lambda c: job("p.zip", zip_of([("dup.png", digit(0)), ("dup.png", digit(1)), ("DUP.png", digit(2))])), 202,
          items=[("dup.png", None), ("dup.png", None), ("DUP.png", None)]),
+    Case("name-empty-after-nul", NAMES,  # zipfile cuts names at NUL: an empty name is skipped like a folder
+         lambda c: job("p.zip", patch_zip(zip_of([("Xevil.png", digit(0)), ("ok.png", digit(1))]),
+                                          lambda n: n == b"Xevil.png", name=b"\x00evil.png")),
+         202, items=[("ok.png", None)]),
     Case("name-control-characters", NAMES,
          lambda c: job("p.zip", zip_of([("a\x1b[31m\n.png", digit(0)), ("tab\there.png", digit(1))])), 202,
          items=[("a\\x1b[31m\\x0a.png", None), ("tab\\x09here.png", None)]),
@@ -438,6 +441,8 @@ CASES = [
     Case("animated-gif", "animated GIF", lambda c: image(animated_gif(), "a.gif"), 200, digit=0),
     Case("cmyk-jpeg", "CMYK JPEG", lambda c: image(cmyk_jpeg(), "a.jpg"), 200, digit=0),
     Case("png-16-bit", "16-bit PNG", lambda c: image(png_16bit()), 200, digit=0),
+    Case("lab-tiff", "CMYK JPEG", lambda c: image(encode(Image.fromarray(paper(0)).convert("LAB"), "TIFF"), "a.tif"),
+         200, digit=0),
     Case("palette-with-transparency", "palette with transparency", lambda c: image(palette_png_with_transparency()),
          200, digit=0),
     Case("canvas-rgba-transparent", "palette with transparency", lambda c: image(canvas_rgba_png()), 200, digit=0),
@@ -481,6 +486,8 @@ CASES = [
     Case("pixels-nulls", "JSON: pixels not numbers", lambda c: as_json({"pixels": grid(None)}), 422,
          "invalid_pixels_value"),
     Case("json-not-json", "JSON: invalid base64", lambda c: raw_json('{"image": "data:'), 400, "bad_request"),
+    Case("json-nested-too-deep", "JSON: pixels of the wrong shape",
+         lambda c: raw_json('{"pixels": ' + "[" * 100_000 + "]" * 100_000 + "}"), 400, "bad_request"),
     # JSON body over its limit -> 413
     Case("json-over-limit", "JSON body over its limit",
          lambda c: as_json({"image": "data:image/png;base64," + "A" * 30_000}), 413, "payload_too_large", strict=True),

@@ -16,7 +16,7 @@ def _client_key() -> str:
 
 
 def init(app: Flask, settings: Settings) -> None:
-    if not settings.rate_limit:
+    if settings.rate_limit.strip().lower() in ("", "off", "none"):
         return
     limiter = Limiter(
         key_func=_client_key,
@@ -27,7 +27,8 @@ def init(app: Flask, settings: Settings) -> None:
         headers_enabled=True,
         swallow_errors=True,  # Redis down: the request goes on and gets a clear 503 from the API itself
         key_prefix="df-limit",
-        default_limits=[settings.rate_limit],
-        default_limits_exempt_when=lambda: not request.path.startswith("/api/v1"),
+        # one budget per client for the whole API (default_limits would give each route its own budget)
+        application_limits=[settings.rate_limit],
+        application_limits_exempt_when=lambda: not request.path.startswith("/api/v1"),
     )
     app.extensions["digitflow_limiter"] = limiter

@@ -6,7 +6,7 @@ from flask import Blueprint, abort, jsonify, render_template_string, send_from_d
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
 
-NULLABLE_STR = {"type": ["string", "null"]}
+NULLABLE_STR = {"type": "string", "nullable": True}
 ERROR = {
     "type": "object",
     "required": ["error"],
@@ -17,7 +17,7 @@ MODEL = {
     "type": "object",
     "required": ["version", "architecture", "test_accuracy"],
     "properties": {"version": {"type": "string"}, "architecture": {"type": "string"},
-                   "test_accuracy": {"type": ["number", "null"]}},
+                   "test_accuracy": {"type": "number", "nullable": True}},
 }
 JOB = {
     "type": "object",
@@ -37,10 +37,11 @@ ITEM = {
     "properties": {
         "index": {"type": "integer"}, "filename": {"type": "string"},
         "status": {"type": "string", "enum": ["pending", "done", "error"]},
-        "digit": {"type": ["integer", "null"], "minimum": 0, "maximum": 9},
-        "confidence": {"type": ["number", "null"]},
-        "error": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Error/properties/error"}]},
-        "probabilities": {"type": ["array", "null"], "items": {"type": "number"}},
+        "digit": {"type": "integer", "nullable": True, "minimum": 0, "maximum": 9},
+        "confidence": {"type": "number", "nullable": True},
+        "error": {"type": "object", "nullable": True, "required": ["code", "message"],
+                  "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
+        "probabilities": {"type": "array", "nullable": True, "items": {"type": "number"}},
     },
 }
 PREDICTION = {
@@ -65,7 +66,7 @@ JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "
 COMMON = (401, 404, 429, 503)
 
 SPEC = {
-    "openapi": "3.1.0",
+    "openapi": "3.0.3",  # Swagger UI 4 (swagger-ui-bundle) renders 3.0 documents
     "info": {"title": "digitflow", "version": "1.0.0",
              "description": "Handwritten-digit recognition: single predictions and bulk jobs."},
     "components": {
@@ -129,7 +130,7 @@ SPEC = {
                 "200": {"description": "a page", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["items", "total", "next"],
                     "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}},
-                                   "total": {"type": "integer"}, "next": {"type": ["string", "null"]}}}}}},
+                                   "total": {"type": "integer"}, "next": {"type": "string", "nullable": True}}}}}},
                 **_err(400, *COMMON)},
         }},
         "/api/v1/jobs/{job_id}/results/{index}.png": {"get": {
