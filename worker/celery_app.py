@@ -22,7 +22,14 @@ app.conf.update(
     task_routes={CHUNK_TASK: {"queue": BULK_QUEUE}, DRAWING_TASK: {"queue": INTERACTIVE_QUEUE}},
     task_time_limit=settings.task_time_limit,
     task_soft_time_limit=max(1, settings.task_time_limit - 10),
-    broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+    # Unacked tasks of a dead worker come back visibility_timeout (+ at most one restore interval) later;
+    # kombu's default scan is throttled to about every 100 s.
+    broker_transport_options={
+        "visibility_timeout": settings.visibility_timeout,
+        "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 4)),
+        "unacked_restore_throttle": 1,
+        "unacked_restore_limit": 100,
+    },
     broker_connection_retry_on_startup=True,
     broker_pool_limit=32,
     worker_send_task_events=False,
