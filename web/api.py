@@ -100,11 +100,10 @@ def predict():
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data (field `image`) or application/json")
     job_id = create_single(s, name, raw)
     if s.store.wait(job_id, wait):
-        item = s.store.results(job_id, 0, 1)[0]
-        result = item["result"] or {}
+        result, png = s.store.single_result(job_id)
+        result = result or {}
         if "error" in result:
             raise ApiError(422, result["error"]["code"], result["error"]["message"])
-        png = s.store.image(job_id, 0)
         return jsonify({
             "digit": result["digit"],
             "confidence": result["confidence"],

@@ -61,9 +61,7 @@ def pixels_input(value: Any) -> bytes:
 
 def create_single(svc: Services, name: str, raw: bytes) -> str:
     """A one-image job on the interactive queue."""
-    store = svc.store
-    job_id = store.create(total=1, chunks=1, kind="single", model=svc.model)
-    store.add_chunk(job_id, 0, [name], {0: raw}, {})
+    job_id = svc.store.create(total=1, chunks=1, kind="single", model=svc.model, single=(name, raw))
     svc.send_drawing(job_id)
     return job_id
 

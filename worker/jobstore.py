@@ -53,7 +53,9 @@ class JobStore:
         return f"df:{{{job_id}}}:{part}"
 
     # -- creation (web) -------------------------------------------------------------------------
-    def create(self, total: int, chunks: int, kind: str, model: dict[str, Any], job_id: str | None = None) -> str:
+    def create(self, total: int, chunks: int, kind: str, model: dict[str, Any], job_id: str | None = None,
+               single: tuple[str, bytes] | None = None) -> str:
+        """A new job; `single` = (name, raw input) stores a one-image job in the same round trip."""
         job_id = job_id or new_job_id()
         now = time.time()
         meta = {
@@ -65,9 +67,15 @@ class JobStore:
             "expires_at": now + self.ttl,
             "model": json.dumps(model),
         }
+        expire_at = int(now + self.ttl) + 1
         pipe = self.r.pipeline()
         pipe.hset(self.key(job_id, "job"), mapping=meta)
-        pipe.expireat(self.key(job_id, "job"), int(now + self.ttl) + 1)
+        pipe.expireat(self.key(job_id, "job"), expire_at)
+        if single is not None:
+            pipe.rpush(self.key(job_id, "names"), single[0])
+            pipe.hset(self.key(job_id, "in:0"), "0", single[1])
+            for part in ("names", "in:0"):
+                pipe.expireat(self.key(job_id, part), expire_at)
         pipe.execute()
         return job_id
 
@@ -152,6 +160,38 @@ class JobStore:
         self.r.rpush(notify, final)
         self.r.expire(notify, 60)
 
+    def load_singles(self, job_ids: list[str]) -> list[tuple[int, bytes | None]]:
+        """For one-image jobs: (deliveries so far including this one, raw input or None) in one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.incr(self.key(job_id, "tries:0"))
+            pipe.expire(self.key(job_id, "tries:0"), self.ttl)
+            pipe.hget(self.key(job_id, "in:0"), "0")
+        out = pipe.execute()
+        return [(int(out[3 * i]), out[3 * i + 2]) for i in range(len(job_ids))]
+
+    def finish_singles(self, done: list[tuple[str, dict[str, Any], bytes | None]]) -> None:
+        """Store results of one-image jobs, finish them and wake their waiters, in one round trip."""
+        now = time.time()
+        pipe = self.r.pipeline(transaction=False)
+        for job_id, result, image in done:
+            k = self.key(job_id, "job")
+            failed = "error" in result
+            pipe.hset(self.key(job_id, "res"), "0", json.dumps(result, separators=(",", ":")))
+            if failed:
+                pipe.hset(self.key(job_id, "err"), "0", 1)
+            if image is not None:
+                pipe.hset(self.key(job_id, "img"), "0", image)
+            pipe.hsetnx(k, "started_at", now)
+            pipe.hsetnx(k, "finished_at", now)
+            pipe.hset(k, "status", FAILED if failed else SUCCEEDED)
+            pipe.delete(self.key(job_id, "in:0"))
+            pipe.rpush(self.key(job_id, "notify"), "done")
+            pipe.expire(self.key(job_id, "notify"), 60)
+            for part in ("res", "err", "img"):
+                pipe.expire(self.key(job_id, part), self.ttl)
+        pipe.execute()
+
     def cancel(self, job_id: str) -> None:
         k = self.key(job_id, "job")
         pipe = self.r.pipeline()
@@ -172,10 +212,7 @@ class JobStore:
         if timeout <= 0:
             return self.status(job_id) in FINAL
         got = self.r.blpop([self.key(job_id, "notify")], timeout=timeout)
-        if got:
-            self.r.rpush(self.key(job_id, "notify"), got[1])  # leave the token for other waiters
-            return True
-        return self.status(job_id) in FINAL
+        return bool(got) or self.status(job_id) in FINAL
 
     # -- reading (web) ----------------------------------------------------------------------------
     def get(self, job_id: str) -> dict[str, Any] | None:
@@ -215,6 +252,14 @@ class JobStore:
             {"index": offset + i, "filename": n.decode(), "result": json.loads(r) if r else None}
             for i, (n, r) in enumerate(zip(names, raw, strict=True))
         ]
+
+    def single_result(self, job_id: str) -> tuple[dict[str, Any] | None, bytes | None]:
+        """The result and normalised digit of a one-image job, in one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hget(self.key(job_id, "res"), "0")
+        pipe.hget(self.key(job_id, "img"), "0")
+        raw, image = pipe.execute()
+        return (json.loads(raw) if raw else None), image
 
     def image(self, job_id: str, index: int) -> bytes | None:
         return self.r.hget(self.key(job_id, "img"), str(index))

@@ -77,21 +77,21 @@ def process_chunk(self, job_id: str, chunk: int) -> int:
 
 @app.task(name=DRAWING_TASK, base=Batches, flush_every=settings.interactive_batch_max, flush_interval=0.001)
 def predict_drawings(requests) -> None:
-    """Single predictions, batched across concurrent requests into one model call."""
+    """Single predictions, batched across concurrent requests into one model call and two Redis round trips."""
     s = store()
-    slots: dict[int, tuple[str, int]] = {}
+    job_ids = list(dict.fromkeys(req.args[0] for req in requests))
     inputs: dict[int, bytes] = {}
-    for req in requests:
-        job_id = req.args[0]
-        if _poisoned(job_id, 0):
+    done: list[tuple[str, dict, bytes | None]] = []
+    for slot, (job_id, (tries, raw)) in enumerate(zip(job_ids, s.load_singles(job_ids), strict=True)):
+        if raw is None:  # finished by an earlier delivery, cancelled or expired
             continue
-        for index, raw in s.chunk_inputs(job_id, 0).items():
-            slot = len(slots)
-            slots[slot] = (job_id, index)
-            inputs[slot] = raw
-    if not inputs:
-        return
-    results, images = run_batch(engine(), inputs, settings.max_image_pixels, settings.batch_size)
-    for slot, (job_id, index) in slots.items():
-        image = {index: images[slot]} if slot in images else {}
-        s.write_results(job_id, {index: results[slot]}, image, done_chunk=0)
+        if tries > settings.max_redeliveries + 1:
+            error = {"code": "processing_failed", "message": "the image could not be processed after repeated tries"}
+            done.append((job_id, {"error": error}, None))
+            continue
+        inputs[slot] = raw
+    if inputs:
+        results, images = run_batch(engine(), inputs, settings.max_image_pixels, settings.batch_size)
+        done += [(job_ids[slot], results[slot], images.get(slot)) for slot in inputs]
+    if done:
+        s.finish_singles(done)
