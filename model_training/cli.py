@@ -33,6 +33,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
         seed=args.seed,
         rotation_degrees=args.rotation,
         zoom=args.zoom,
@@ -72,6 +73,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=30)
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--learning-rate", type=float, default=1e-3, help="peak of the cosine schedule")
+    t.add_argument("--weight-decay", type=float, default=0.0, help="AdamW decoupled weight decay (0: plain Adam)")
     t.add_argument("--seed", type=int, default=1234)
     t.add_argument("--rotation", type=float, default=10.0, help="random rotation, +- degrees")
     t.add_argument("--zoom", type=float, default=0.10, help="random zoom, +- fraction")

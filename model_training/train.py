@@ -26,6 +26,7 @@ class TrainConfig:
     batch_size: int = 128
     learning_rate: float = 1e-3
     min_learning_rate: float = 1e-5
+    weight_decay: float = 0.0  # decoupled (AdamW) when > 0
     val_size: int = 5000
     patience: int = 10
     seed: int = 1234
@@ -108,7 +109,8 @@ def train(data: Mnist, cfg: TrainConfig, run_dir: Path) -> dict:
     train_ds, val_ds, n_train, n_val = datasets(data, cfg)
     model = build(cfg.architecture)
     model.compile(
-        optimizer=keras.optimizers.Adam(cfg.learning_rate),
+        optimizer=(keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
+                   if cfg.weight_decay else keras.optimizers.Adam(cfg.learning_rate)),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
