@@ -28,6 +28,7 @@ def free_port() -> int:
 
 
 def redis_answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True if a Redis server answers PING on host:port."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as s:
             s.sendall(b"PING\r\n")
@@ -184,7 +185,7 @@ def main() -> int:
     """Run the whole service in the foreground until SIGINT/SIGTERM; restart workers that die."""
     var = ROOT / "var"
     redis_url, embedded = choose_redis(var)
-    where = "embedded redis-server" if embedded else "existing Redis"
+    where = f"its own redis-server ({redis_server_binary()})" if embedded else "existing Redis"
     print(f"digitflow: using {where} at {redis_url}", flush=True)
     stack = Stack({"REDIS_URL": redis_url}, var / "logs", port=int(os.environ.get("PORT", "5000")),
                   bulk_processes=int(os.environ.get("WORKER_PROCESSES", "2")))
