@@ -19,6 +19,7 @@ from worker.pipeline import run_batch
 
 log = logging.getLogger(__name__)
 settings = get_settings()
+POISON = {"error": {"code": "processing_failed", "message": "the image could not be processed after repeated tries"}}
 
 
 @lru_cache(maxsize=1)
@@ -33,7 +34,8 @@ def engine() -> Engine:
 
 @lru_cache(maxsize=1)
 def store() -> JobStore:
-    # Ride out a Redis restart (about a minute of retries) instead of failing, and so acking, the task.
+    """The job store of this process; it rides out a Redis restart (about a minute of retries)."""
+    # Failing instead would fail the task, and a failed task is acknowledged: its chunk would be lost.
     client = redis.Redis.from_url(
         settings.redis_url, socket_timeout=30, socket_connect_timeout=2, health_check_interval=10,
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=40),
@@ -47,8 +49,7 @@ def _poisoned(job_id: str, chunk: int) -> bool:
     if store().count_delivery(job_id, chunk) <= settings.max_redeliveries + 1:
         return False
     inputs = store().chunk_inputs(job_id, chunk)
-    error = {"code": "processing_failed", "message": "the image could not be processed after repeated tries"}
-    store().write_results(job_id, {i: {"error": error} for i in inputs}, {}, done_chunk=chunk)
+    store().write_results(job_id, dict.fromkeys(inputs, POISON), {}, done_chunk=chunk)
     log.error("job %s chunk %d: delivery cap reached, marked %d images failed", job_id, chunk, len(inputs))
     return True
 
@@ -86,8 +87,7 @@ def predict_drawings(requests) -> None:
         if raw is None:  # finished by an earlier delivery, cancelled or expired
             continue
         if tries > settings.max_redeliveries + 1:
-            error = {"code": "processing_failed", "message": "the image could not be processed after repeated tries"}
-            done.append((job_id, {"error": error}, None))
+            done.append((job_id, POISON, None))
             continue
         inputs[slot] = raw
     if inputs:
