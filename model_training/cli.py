@@ -51,7 +51,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from model_training.export import export_run
 
     _setup_logging(None)
-    card = export_run(Path(args.run), Path(args.model_dir), args.data_dir, seed_run=args.seed_run)
+    card = export_run(Path(args.run), Path(args.model_dir), args.data_dir, compare=args.compare)
     print(f"exported {card['architecture']} version {card['version']}: test accuracy {card['test_accuracy']:.4f}")
     return 0
 
@@ -89,7 +89,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("run", help="run folder written by train")
     e.add_argument("--model-dir", default=os.environ.get("MODEL_DIR", "models"))
     e.add_argument("--data-dir", default=_default_data_dir())
-    e.add_argument("--seed-run", default=None, help="a run of the seed architecture to compare with in the report")
+    e.add_argument("--compare", nargs="*", default=[], metavar="RUN",
+                   help="other runs (the seed architecture, other candidates) to list beside it in the report")
     e.set_defaults(func=cmd_export)
 
     v = sub.add_parser("evaluate", help="accuracy of the shipped model and throughput of both architectures")
