@@ -152,7 +152,7 @@ def _report_md(card: dict, metrics: dict) -> str:
     ]
     for other in card.get("compared_with") or []:
         if other["architecture"] == "seed":
-            role = f"seed, the original design (short schedule: {other['epochs']} of {other['planned_epochs']} epochs)"
+            role = f"seed, the original design (short schedule: {other['epochs']} epochs)"
         else:
             role = f"{other['architecture']}, run {other['run']} (not shipped: lower validation accuracy)"
         lines.append(
