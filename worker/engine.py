@@ -32,6 +32,9 @@ class Engine:
             opts.inter_op_num_threads = 1
             opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            # Idle intra-op threads would spin between the small batches of drawings, burning the CPU
+            # that the web process and the other workers on the same cores need.
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._session = ort.InferenceSession(
                 str(self.model_dir / ONNX_FILE), opts, providers=["CPUExecutionProvider"]
             )
