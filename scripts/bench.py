@@ -958,8 +958,9 @@ def render(R: dict, args) -> str:
         ["model", f"{card['architecture']} {card['version']}, {card['macs_per_image'] / 1e6:.1f} M MAC/image, "
                   f"{card['parameters']:,} parameters, test accuracy {card['test_accuracy']:.4f}"],
         ["service", "the stack of scripts/stack.py: redis-server (append-only file, everysec), bulk worker "
-                    "(2 processes), interactive worker (solo, celery-batches), gunicorn (1 process, 32 threads); "
-                    "rate limit off" if R.get("owned") else f"running service at {R.get('url')}"],
+                    "(2 processes), interactive worker (solo, celery-batches), gunicorn "
+                    f"({R.get('web_processes', 1)} process(es) x 32 threads); rate limit off"
+                    if R.get("owned") else f"running service at {R.get('url')}"],
     ])]
     L += ["", "## Targets (issue 7)", ""]
     rows = targets(R)
@@ -1217,6 +1218,7 @@ def main(argv: list[str] | None = None) -> int:
             log("starting the service" if not args.url else f"using the service at {args.url}")
             svc = Service(args.url, args.redis_url, tmp)
             R["owned"], R["url"] = svc.owned, svc.url
+            R["web_processes"] = int(os.environ.get("WEB_PROCESSES") or len(os.sched_getaffinity(0)))
         if "bulk" in sections:
             bulk_run(svc, warm_zip, None)  # warm-up: every worker process loads the model
             log("bulk end to end")
