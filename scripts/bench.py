@@ -680,12 +680,17 @@ def one_task_peer(svc: Service, pngs: list[bytes], labels: np.ndarray, processes
         return {"images": len(pngs), "images_per_s": len(pngs) / wall, "submit_s": t_sent - t0, "accuracy": acc,
                 "processes": processes, "round_trip_p50_ms": pct(single, 50)}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM a process group started with start_new_session, SIGKILL if it lingers."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def litserve_peer(bodies: list[bytes], labels: list[int], n: int, concurrencies: list[int], log_dir: Path,
@@ -719,12 +724,7 @@ def litserve_peer(bodies: list[bytes], labels: list[int], n: int, concurrencies:
             rows.append(http_load(base, "/predict", bodies, n, c, labels))
         return {"fast_queue": fast_queue, "rows": rows}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
 
 
 # ------------------------------------------------------------------------------------------------
