@@ -33,20 +33,22 @@ def build_seed() -> keras.Model:
 
 
 def build_compact() -> keras.Model:
-    """The default: valid 3x3 convs with learned 5x5 stride-2 downsampling (~10.7 M MAC, ~0.3 M params).
+    """The default: valid 3x3 convs with learned 3x3 stride-2 downsampling (~11.7 M MAC, ~0.25 M params).
 
     The layout follows the best single CNN of Deotte's Kaggle study (32C3-32C3-32C5S2-64C3-64C3-
-    64C5S2-128C4), with the first block narrowed to 24 filters: that block at 24x24 resolution
-    holds most of the multiply-accumulates, the narrowing cuts the total from ~15 M to ~10.7 M.
+    64C5S2-128C4, ~15 M MAC) with the two 5x5 stride-2 downsampling convs made 3x3: that cuts the
+    total to 11.7 M MAC, and ONNX Runtime runs the 3x3 form faster per MAC (measured: 8,400-8,800
+    images/s at batch 256 on 2 cores against 6,500-6,700 for a 10.7 M MAC variant that kept the 5x5
+    downsampling with 24 filters in the first block, and 3,400 for the seed design).
     """
     inputs = keras.Input((28, 28, 1), name="image")
-    x = _conv_bn(inputs, 24, 3)  # 26x26
-    x = _conv_bn(x, 24, 3)  # 24x24
-    x = _conv_bn(x, 24, 5, strides=2, padding="same")  # 12x12
+    x = _conv_bn(inputs, 32, 3)  # 26x26
+    x = _conv_bn(x, 32, 3)  # 24x24
+    x = _conv_bn(x, 32, 3, strides=2, padding="same")  # 12x12
     x = layers.Dropout(0.4)(x)
     x = _conv_bn(x, 64, 3)  # 10x10
     x = _conv_bn(x, 64, 3)  # 8x8
-    x = _conv_bn(x, 64, 5, strides=2, padding="same")  # 4x4
+    x = _conv_bn(x, 64, 3, strides=2, padding="same")  # 4x4
     x = layers.Dropout(0.4)(x)
     x = _conv_bn(x, 128, 4)  # 1x1
     x = layers.Flatten()(x)

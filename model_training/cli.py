@@ -35,12 +35,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         weight_decay=args.weight_decay,
         seed=args.seed,
+        split_seed=args.split_seed,
         rotation_degrees=args.rotation,
         zoom=args.zoom,
         shift=args.shift,
         train_limit=args.limit,
         patience=args.patience,
     )
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     data = load_mnist(args.data_dir, require_full=not args.allow_subset)
     train(data, cfg, run_dir)
     print(f"run folder: {run_dir}")
@@ -51,7 +57,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from model_training.export import export_run
 
     _setup_logging(None)
-    card = export_run(Path(args.run), Path(args.model_dir), args.data_dir, compare=args.compare)
+    card = export_run(Path(args.run), Path(args.model_dir), args.data_dir, compare=args.compare,
+                      keep_compared=args.keep_compared)
     print(f"exported {card['architecture']} version {card['version']}: test accuracy {card['test_accuracy']:.4f}")
     return 0
 
@@ -74,7 +81,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--learning-rate", type=float, default=1e-3, help="peak of the cosine schedule")
     t.add_argument("--weight-decay", type=float, default=0.0, help="AdamW decoupled weight decay (0: plain Adam)")
-    t.add_argument("--seed", type=int, default=1234)
+    t.add_argument("--seed", type=int, default=1234, help="seed of weights, shuffling and augmentation")
+    t.add_argument("--split-seed", type=int, default=7, help="seed of the validation split (keep it fixed to compare runs)")
+    t.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: all cores)")
     t.add_argument("--rotation", type=float, default=10.0, help="random rotation, +- degrees")
     t.add_argument("--zoom", type=float, default=0.10, help="random zoom, +- fraction")
     t.add_argument("--shift", type=float, default=0.10, help="random translation, +- fraction of width/height")
@@ -91,6 +100,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", default=_default_data_dir())
     e.add_argument("--compare", nargs="*", default=[], metavar="RUN",
                    help="other runs (the seed architecture, other candidates) to list beside it in the report")
+    e.add_argument("--keep-compared", action="store_true",
+                   help="also list the model being replaced and the runs its card compared with")
     e.set_defaults(func=cmd_export)
 
     v = sub.add_parser("evaluate", help="accuracy of the shipped model and throughput of both architectures")

@@ -53,9 +53,16 @@ def clean_copy(trained: keras.Model) -> keras.Model:
     return fresh
 
 
-def export_run(run_dir: Path, model_dir: Path, data_dir: str | None, compare: list[str] | None = None) -> dict:
-    """Evaluate the run's best checkpoint, export it, write card and report; `compare`: other runs for the report."""
+def export_run(
+    run_dir: Path, model_dir: Path, data_dir: str | None, compare: list[str] | None = None, keep_compared: bool = False
+) -> dict:
+    """Evaluate the run's best checkpoint, export it, write card and report.
+
+    `compare`: other runs for the report. `keep_compared`: also list the model being replaced and the
+    comparisons of its card (runs of earlier sessions whose folders are gone).
+    """
     run_summary = json.loads((run_dir / "summary.json").read_text())
+    carried = _carried_comparisons(model_dir) if keep_compared else []
     model = clean_copy(keras.models.load_model(run_dir / "best.keras"))
     x_raw, y = load_test_split(data_dir) if data_dir else _keras_test()
     x = to_model_input(x_raw)
@@ -77,7 +84,7 @@ def export_run(run_dir: Path, model_dir: Path, data_dir: str | None, compare: li
     report.training_curves(run_dir / "history.csv", rep / "training_curves.png")
     report.confusion_plot(metrics["confusion_matrix"], rep / "confusion_matrix.png")
     report.misclassified_grid(x_raw, y, ort_probs.argmax(1), rep / "misclassified.png")
-    others = [_run_accuracy(Path(r), x, y) for r in compare or []]
+    others = carried + [_run_accuracy(Path(r), x, y) for r in compare or []]
     card = _card(model, model_dir, run_summary, metrics, diff, others)
     (model_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     (rep / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -107,6 +114,27 @@ def _run_accuracy(run: Path, x: np.ndarray, y: np.ndarray) -> dict:
         "macs_per_image": s["macs_per_image"],
         "training_seconds": s["training_seconds"],
     }
+
+
+def _carried_comparisons(model_dir: Path) -> list[dict]:
+    """The card now in model_dir: its comparison entries, and its own model as a 'shipped before' entry."""
+    if not (model_dir / CARD_FILE).exists():
+        return []
+    card = json.loads((model_dir / CARD_FILE).read_text())
+    before = {
+        "run": f"model {card['version']}",
+        "architecture": card["architecture"],
+        "test_accuracy": card["test_accuracy"],
+        "validation_accuracy": card["validation_accuracy"],
+        "epochs": card["epochs"],
+        "planned_epochs": card["training_config"]["epochs"],
+        "parameters": card["parameters"],
+        "macs_per_image": card["macs_per_image"],
+        "training_seconds": card["training_seconds"],
+        "shipped_before": True,
+    }
+    kept = [c for c in card.get("compared_with") or [] if c.get("run") != before["run"]]
+    return kept + [before]
 
 
 def _card(model, model_dir: Path, run: dict, metrics: dict, diff: float, others: list[dict]) -> dict:
@@ -142,7 +170,8 @@ def _report_md(card: dict, metrics: dict) -> str:
         "# Evaluation report (canonical MNIST test split, 10,000 images)",
         "",
         "The test split chose nothing: epochs, checkpoint and hyper-parameters were chosen on a",
-        f"seeded, stratified validation split of {card['training_config']['val_size']} training images; of several",
+        f"seeded, stratified validation split of {card['training_config']['val_size']} training images (split seed "
+        f"{card['training_config'].get('split_seed', card['training_config']['seed'])}); of several",
         "runs, the one with the highest validation accuracy is shipped and the others are listed beside it.",
         "",
         "| model | parameters | MAC/image | epochs | validation acc. | test acc. | misclassified |",
@@ -153,6 +182,10 @@ def _report_md(card: dict, metrics: dict) -> str:
     for other in card.get("compared_with") or []:
         if other["architecture"] == "seed":
             role = f"seed, the original design (short schedule: {other['epochs']} epochs)"
+        elif other.get("shipped_before"):
+            role = f"{other['architecture']}, {other['run']} (shipped before; lower validation accuracy)"
+        elif other["parameters"] != card["parameters"]:
+            role = f"{other['architecture']} (earlier design), run {other['run']}"
         else:
             role = f"{other['architecture']}, run {other['run']} (not shipped: lower validation accuracy)"
         lines.append(

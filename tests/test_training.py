@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from digitflow.contract import sha256_file
@@ -53,3 +54,31 @@ def test_train_then_export_produces_a_consistent_model(tmp_path, mnist_test):
     assert set(card["data_sha256"]) == {p.name for p in data.iterdir()}
     metrics = json.loads((models / "report" / "metrics.json").read_text())
     assert sum(map(sum, metrics["confusion_matrix"])) == 1000
+
+    # Promoting a newer run keeps the replaced model in the report (its run folder may be long gone).
+    again = subprocess.run([*env_cmd, "export", str(run_dir), "--model-dir", str(models), "--data-dir", str(data),
+                            "--keep-compared"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    newer = json.loads((models / "model_card.json").read_text())
+    before = [c for c in newer["compared_with"] if c.get("shipped_before")]
+    assert [c["run"] for c in before] == [f"model {card['version']}"]
+    assert before[0]["test_accuracy"] == card["test_accuracy"]
+    assert f"model {card['version']} (shipped before" in (models / "report" / "README.md").read_text()
+
+
+def test_runs_with_different_seeds_validate_on_the_same_images(mnist_test):
+    from model_training.data import Mnist
+    from model_training.train import TrainConfig, datasets
+
+    x, y = mnist_test
+    data = Mnist(x_train=x, y_train=y, x_test=x[:10], y_test=y[:10])
+
+    def val_images(**cfg):
+        _, val, _, n_val = datasets(data, TrainConfig(**cfg))
+        return n_val, np.concatenate([batch.numpy() for batch, _ in val])
+
+    n1, first = val_images(seed=1)
+    n2, second = val_images(seed=2)
+    assert n1 == n2 == 1000 and np.array_equal(first, second)
+    _, other_split = val_images(seed=1, split_seed=8)
+    assert not np.array_equal(first, other_split)
