@@ -152,6 +152,7 @@ def _card(model, model_dir: Path, run: dict, metrics: dict, diff: float, others:
         "validation_accuracy": round(run["validation_accuracy"], 6),
         "per_class": metrics["per_class"],
         "epochs": run["epochs"],
+        "best_epoch": run.get("best_epoch"),
         "training_seconds": round(run["training_seconds"], 1),
         "training_config": run["config"],
         "data_sha256": run["data_sha256"],

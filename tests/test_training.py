@@ -32,9 +32,10 @@ def test_train_then_export_produces_a_consistent_model(tmp_path, mnist_test):
     )
     assert train.returncode == 0, train.stdout + train.stderr
     run_dir = next((tmp_path / "runs").iterdir())
-    for name in ("best.keras", "history.csv", "summary.json", "config.json", "train.log"):
+    for name in ("best.keras", "best.json", "history.csv", "summary.json", "config.json", "train.log"):
         assert (run_dir / name).is_file(), name
     assert "epoch 1:" in (run_dir / "train.log").read_text()
+    assert json.loads((run_dir / "summary.json").read_text())["best_epoch"] == 1
 
     models = tmp_path / "models"
     export = subprocess.run([*env_cmd, "export", str(run_dir), "--model-dir", str(models), "--data-dir", str(data)],
@@ -82,3 +83,30 @@ def test_runs_with_different_seeds_validate_on_the_same_images(mnist_test):
     assert n1 == n2 == 1000 and np.array_equal(first, second)
     _, other_split = val_images(seed=1, split_seed=8)
     assert not np.array_equal(first, other_split)
+
+
+def test_best_checkpoint_breaks_accuracy_ties_by_loss_and_survives_a_resume(tmp_path):
+    from model_training.architectures import build
+    from model_training.train import BestOnValidation
+
+    def epoch(cb, n, acc, loss):
+        cb.on_epoch_end(n, {"val_accuracy": acc, "val_loss": loss})
+        return json.loads((tmp_path / "best.json").read_text())
+
+    model = build("tiny")
+    model.stop_training = False  # what fit() sets before the first epoch
+    cb = BestOnValidation(tmp_path, patience=3)
+    cb.set_model(model)
+    assert epoch(cb, 0, 0.9960, 0.020)["epoch"] == 1
+    assert epoch(cb, 1, 0.9966, 0.017)["epoch"] == 2
+    assert epoch(cb, 2, 0.9966, 0.018) == {"best": [0.9966, 0.017], "wait": 1, "epoch": 2}  # same acc, worse loss
+    assert epoch(cb, 3, 0.9966, 0.015)["epoch"] == 4  # same acc, lower loss: the later epoch is kept
+    assert (tmp_path / "best.keras").is_file()
+
+    resumed = BestOnValidation(tmp_path, patience=3)  # an interrupted run picks up its best and patience
+    resumed.set_model(model)
+    assert epoch(resumed, 4, 0.9964, 0.010)["wait"] == 1
+    assert epoch(resumed, 5, 0.9966, 0.016)["wait"] == 2
+    assert not model.stop_training
+    assert epoch(resumed, 6, 0.9962, 0.020) == {"best": [0.9966, 0.015], "wait": 3, "epoch": 4}
+    assert model.stop_training
