@@ -98,22 +98,19 @@ def _keras_test():
     return x, y
 
 
+def _comparison(run: str, info: dict, config: dict, test_accuracy: float, **extra) -> dict:
+    """One row of the report's comparison table, from a run summary or a model card (same field names)."""
+    keys = ("architecture", "validation_accuracy", "epochs", "parameters", "macs_per_image", "training_seconds")
+    return {"run": run, "test_accuracy": test_accuracy, **{k: info[k] for k in keys},
+            "planned_epochs": config["epochs"], **extra}
+
+
 def _run_accuracy(run: Path, x: np.ndarray, y: np.ndarray) -> dict:
     """Another run's best checkpoint, for the comparison table of the report."""
     model = keras.models.load_model(run / "best.keras")
     probs = np.asarray(model.predict(x, batch_size=1000, verbose=0))
     s = json.loads((run / "summary.json").read_text())
-    return {
-        "run": run.name,
-        "architecture": s["architecture"],
-        "test_accuracy": float((probs.argmax(1) == y).mean()),
-        "validation_accuracy": s["validation_accuracy"],
-        "epochs": s["epochs"],
-        "planned_epochs": s["config"]["epochs"],
-        "parameters": s["parameters"],
-        "macs_per_image": s["macs_per_image"],
-        "training_seconds": s["training_seconds"],
-    }
+    return _comparison(run.name, s, s["config"], float((probs.argmax(1) == y).mean()))
 
 
 def _carried_comparisons(model_dir: Path) -> list[dict]:
@@ -121,18 +118,8 @@ def _carried_comparisons(model_dir: Path) -> list[dict]:
     if not (model_dir / CARD_FILE).exists():
         return []
     card = json.loads((model_dir / CARD_FILE).read_text())
-    before = {
-        "run": f"model {card['version']}",
-        "architecture": card["architecture"],
-        "test_accuracy": card["test_accuracy"],
-        "validation_accuracy": card["validation_accuracy"],
-        "epochs": card["epochs"],
-        "planned_epochs": card["training_config"]["epochs"],
-        "parameters": card["parameters"],
-        "macs_per_image": card["macs_per_image"],
-        "training_seconds": card["training_seconds"],
-        "shipped_before": True,
-    }
+    before = _comparison(f"model {card['version']}", card, card["training_config"], card["test_accuracy"],
+                         shipped_before=True)
     kept = [c for c in card.get("compared_with") or [] if c.get("run") != before["run"]]
     return kept + [before]
 

@@ -155,10 +155,11 @@ def train(data: Mnist, cfg: TrainConfig, run_dir: Path) -> dict:
         "training %s (%d params, %.1f M MAC) on %d images, validating on %d, up to %d epochs",
         cfg.architecture, model.count_params(), count_macs(model) / 1e6, n_train, n_val, cfg.epochs,
     )
+    best_on_val = BestOnValidation(run_dir, cfg.patience)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),  # resumable after interruption
         keras.callbacks.LearningRateScheduler(cosine_schedule(cfg)),
-        BestOnValidation(run_dir, cfg.patience),
+        best_on_val,
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         EpochLog(),
     ]
@@ -173,7 +174,7 @@ def train(data: Mnist, cfg: TrainConfig, run_dir: Path) -> dict:
         "macs_per_image": count_macs(best),
         "validation_accuracy": float(val_acc),
         "epochs": _epochs_run(run_dir),
-        "best_epoch": json.loads((run_dir / "best.json").read_text())["epoch"],
+        "best_epoch": best_on_val.best_epoch,
         "training_seconds": _total_seconds(run_dir, seconds),
         "data_sha256": data.sha256,
         "config": asdict(cfg),
