@@ -41,6 +41,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         shift=args.shift,
         train_limit=args.limit,
         patience=args.patience,
+        teachers=args.teacher,
+        distill_weight=args.distill_weight,
+        temperature=args.temperature,
     )
     if args.threads:
         import tensorflow as tf
@@ -88,6 +91,10 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--zoom", type=float, default=0.10, help="random zoom, +- fraction")
     t.add_argument("--shift", type=float, default=0.10, help="random translation, +- fraction of width/height")
     t.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (validation accuracy)")
+    t.add_argument("--teacher", action="append", default=[], metavar="FOLDER",
+                   help="distil from this run folder or model folder (repeat for an ensemble; same validation split)")
+    t.add_argument("--distill-weight", type=float, default=0.4, help="share of the teachers' soft target, below 0.5")
+    t.add_argument("--temperature", type=float, default=4.0, help="softening of the teachers' probabilities")
     t.add_argument("--limit", type=int, default=None, help="train on the first N images only (smoke runs)")
     t.add_argument("--runs-dir", default="runs")
     t.add_argument("--allow-subset", action="store_true", help="accept IDX files with fewer than 60k/10k images (tests)")

@@ -142,6 +142,7 @@ def _card(model, model_dir: Path, run: dict, metrics: dict, diff: float, others:
         "best_epoch": run.get("best_epoch"),
         "training_seconds": round(run["training_seconds"], 1),
         "training_config": run["config"],
+        "teachers": run.get("teachers", []),
         "data_sha256": run["data_sha256"],
         "files": files,
         "onnx_keras_max_abs_diff": diff,
@@ -151,6 +152,19 @@ def _card(model, model_dir: Path, run: dict, metrics: dict, diff: float, others:
         | {"python": platform.python_version()},
         "compared_with": others,
     }
+
+
+def _distillation_md(card: dict) -> list[str]:
+    if not card.get("teachers"):
+        return []
+    cfg = card["training_config"]
+    return [
+        f"Trained by distillation from {len(card['teachers'])} teacher(s) ({', '.join(card['teachers'])}): each",
+        f"training target is {1 - cfg['distill_weight']:.2f} x the one-hot label + {cfg['distill_weight']:.2f} x the "
+        f"teachers' mean probabilities softened at temperature {cfg['temperature']:g}. The teachers were trained on the",
+        "same training split, so the validation images stayed unseen.",
+        "",
+    ]
 
 
 def _report_md(card: dict, metrics: dict) -> str:
@@ -164,6 +178,7 @@ def _report_md(card: dict, metrics: dict) -> str:
         f"One image is {1 / card['training_config']['val_size']:.4f} of validation accuracy and 0.0001 of test accuracy:",
         "differences of a few images between runs of one design are within run-to-run noise.",
         "",
+        *_distillation_md(card),
         "| model | parameters | MAC/image | epochs | validation acc. | test acc. | misclassified |",
         "| --- | --- | --- | --- | --- | --- | --- |",
         f"| **{card['architecture']}** (shipped) | {card['parameters']:,} | {card['macs_per_image'] / 1e6:.1f} M | "

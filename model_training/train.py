@@ -6,13 +6,14 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from model_training import distill
 from model_training.architectures import build, count_macs
 from model_training.data import Mnist, stratified_split, to_model_input
 
@@ -35,6 +36,9 @@ class TrainConfig:
     zoom: float = 0.10  # +-fraction of the image size
     shift: float = 0.10  # +-fraction of the image size, both axes
     train_limit: int | None = None  # use only the first N training images (smoke tests)
+    teachers: list[str] = field(default_factory=list)  # distil from these runs/model folders (distill.py)
+    distill_weight: float = 0.4  # share of the teachers' soft target in each training target
+    temperature: float = 4.0  # softens the teachers' probabilities
 
 
 def augmenter(cfg: TrainConfig) -> keras.Sequential:
@@ -61,8 +65,24 @@ def cosine_schedule(cfg: TrainConfig):
     return lr
 
 
+def training_targets(x: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> np.ndarray:
+    """One-hot labels, or (with teachers) labels mixed with the teachers' softened probabilities."""
+    if not cfg.teachers:
+        return np.eye(10, dtype=np.float32)[y]
+    models = []
+    for path in cfg.teachers:
+        model, teacher_cfg = distill.load_teacher(path)
+        distill.check_split(path, teacher_cfg, cfg.split_seed, cfg.val_size)
+        models.append(model)
+    soft = distill.soft_targets(models, x, cfg.temperature)
+    agree = float((soft.argmax(1) == y).mean())
+    log.info("distilling from %d teacher(s), T=%.1f, weight %.2f; teachers agree with %.4f of the training labels",
+             len(models), cfg.temperature, cfg.distill_weight, agree)
+    return distill.mixed_targets(y, soft, cfg.distill_weight)
+
+
 def datasets(data: Mnist, cfg: TrainConfig):
-    """tf.data pipelines for the augmented training split and the plain validation split."""
+    """tf.data pipelines for the augmented training split and the plain validation split (one-hot targets)."""
     val_size = min(cfg.val_size, len(data.y_train) // 10)  # small data sets (tests) keep 90% for training
     train_idx, val_idx = stratified_split(data.y_train, val_size, cfg.split_seed)
     if cfg.train_limit:
@@ -72,13 +92,13 @@ def datasets(data: Mnist, cfg: TrainConfig):
     y = data.y_train.astype(np.int32)
     aug = augmenter(cfg)
     train = (
-        tf.data.Dataset.from_tensor_slices((x[train_idx], y[train_idx]))
+        tf.data.Dataset.from_tensor_slices((x[train_idx], training_targets(x[train_idx], y[train_idx], cfg)))
         .shuffle(len(train_idx), seed=cfg.seed, reshuffle_each_iteration=True)
         .batch(cfg.batch_size)
         .map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
-    val = tf.data.Dataset.from_tensor_slices((x[val_idx], y[val_idx])).batch(512)
+    val = tf.data.Dataset.from_tensor_slices((x[val_idx], np.eye(10, dtype=np.float32)[y[val_idx]])).batch(512)
     return train, val, len(train_idx), len(val_idx)
 
 
@@ -148,8 +168,8 @@ def train(data: Mnist, cfg: TrainConfig, run_dir: Path) -> dict:
     model.compile(
         optimizer=(keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
                    if cfg.weight_decay else keras.optimizers.Adam(cfg.learning_rate)),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss="categorical_crossentropy",
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
     log.info(
         "training %s (%d params, %.1f M MAC) on %d images, validating on %d, up to %d epochs",
@@ -178,6 +198,7 @@ def train(data: Mnist, cfg: TrainConfig, run_dir: Path) -> dict:
         "training_seconds": _total_seconds(run_dir, seconds),
         "data_sha256": data.sha256,
         "config": asdict(cfg),
+        "teachers": [distill.describe(t) for t in cfg.teachers],
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     log.info("best validation accuracy %.4f; summary in %s", val_acc, run_dir / "summary.json")

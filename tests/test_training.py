@@ -110,3 +110,31 @@ def test_best_checkpoint_breaks_accuracy_ties_by_loss_and_survives_a_resume(tmp_
     assert not model.stop_training
     assert epoch(resumed, 6, 0.9962, 0.020) == {"best": [0.9966, 0.015], "wait": 3, "epoch": 4}
     assert model.stop_training
+
+
+def test_distillation_targets_keep_the_label_and_refuse_a_teacher_that_saw_the_validation_split(tmp_path, mnist_test):
+    from model_training import distill
+    from model_training.data import Mnist
+    from model_training.train import TrainConfig, train, training_targets
+
+    labels = np.array([3, 7])
+    wrong = np.zeros((2, 10), np.float32)
+    wrong[:, 1] = 1.0  # a teacher sure of the wrong digit
+    mixed = distill.mixed_targets(labels, wrong, 0.49)
+    assert np.allclose(mixed.sum(1), 1.0) and list(mixed.argmax(1)) == [3, 7]
+    with pytest.raises(ValueError, match="must stay the argmax"):
+        distill.mixed_targets(labels, wrong, 0.5)
+
+    x, y = mnist_test
+    data = Mnist(x_train=x[:6000], y_train=y[:6000], x_test=x[9000:], y_test=y[9000:])
+    teacher = tmp_path / "teacher"
+    train(data, TrainConfig(architecture="tiny", epochs=1), teacher)
+    student = train(data, TrainConfig(architecture="tiny", epochs=1, teachers=[str(teacher)]), tmp_path / "student")
+    assert student["teachers"] == ["run teacher"]
+    targets = training_targets(data.x_train[:500].astype(np.float32)[..., None] / 255.0, y[:500],
+                               TrainConfig(teachers=[str(teacher)]))
+    assert list(targets.argmax(1)) == list(y[:500]) and targets.max(1).mean() < 0.99  # soft, label on top
+
+    with pytest.raises(ValueError, match="seen the student's validation images"):
+        train(data, TrainConfig(architecture="tiny", epochs=1, split_seed=8, teachers=[str(teacher)]),
+              tmp_path / "other-split")
