@@ -30,6 +30,7 @@ class Settings:
     max_redeliveries: int = 5
     visibility_timeout: int = 300  # seconds before Redis re-delivers an unacked task
     task_time_limit: int = 120  # seconds a task may run before it is killed
+    reconcile_interval: int = 30  # seconds between scans for lost chunk tasks; 0: off (worker/reconcile.py)
     # upload limits
     max_request_bytes: int = 256 * 1024 * 1024
     max_json_bytes: int = 2 * 1024 * 1024

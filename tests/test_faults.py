@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import signal
 import time
 
 import psutil
 import pytest
+import redis
 import requests
 from stack import RedisServer, Stack
 
@@ -24,9 +27,10 @@ def big_zip(mnist_test) -> bytes:
 
 @pytest.fixture
 def private(tmp_path):
-    """A stack of its own (own Redis with append-only file) that a test may break; small chunks, short visibility."""
+    """A stack of its own (own Redis with append-only file) that a test may break; small chunks, short timeouts."""
     server = RedisServer(tmp_path / "redis", appendonly=True).start()
-    env = {"REDIS_URL": server.url, "CHUNK_SIZE": "100", "VISIBILITY_TIMEOUT": "4", "RATE_LIMIT": "off"}
+    env = {"REDIS_URL": server.url, "CHUNK_SIZE": "100", "VISIBILITY_TIMEOUT": "4", "RATE_LIMIT": "off",
+           "TASK_TIME_LIMIT": "20", "RECONCILE_INTERVAL": "2"}  # lost chunks re-sent after 24 s without progress
     stack = Stack(env, tmp_path / "logs")
     yield server, stack
     stack.stop_all()
@@ -124,6 +128,25 @@ def test_redis_restart_during_a_job(private, big_zip):
     server.start()
     job = wait_job(stack.url, job_id, timeout=180)
     assert job["status"] == "succeeded" and job["done"] == N_IMAGES and job["failed"] == 0
+
+
+def test_a_chunk_message_lost_by_the_broker_is_sent_again(private, big_zip):
+    server, stack = private
+    stack.start_all(workers=("interactive",))  # nobody consumes the bulk queue yet
+    job_id = submit(stack.url, big_zip)
+    r = redis.Redis.from_url(server.url)
+    lost = next(raw for raw in r.lrange("bulk", 0, -1) if chunk_of_message(raw) == (job_id, 7))
+    assert r.lrem("bulk", 1, lost) == 1  # the message is gone, as when Redis dies between BRPOP and the unacked write
+    stack.start("bulk")
+    job = wait_job(stack.url, job_id, timeout=120)
+    assert job["status"] == "succeeded" and job["done"] == N_IMAGES and job["failed"] == 0
+    assert "re-sent 1 lost chunk task(s)" in (stack.log_dir / "bulk.log").read_text()
+
+
+def chunk_of_message(raw: bytes) -> tuple[str, int] | None:
+    payload = json.loads(raw)
+    args = json.loads(base64.b64decode(payload["body"]))[0]
+    return args[0], args[1]
 
 
 def test_web_restart_during_a_job(private, big_zip):

@@ -10,7 +10,7 @@ CHUNK_TASK = "worker.tasks.process_chunk"
 DRAWING_TASK = "worker.tasks.predict_drawings"
 
 settings = get_settings()
-app = Celery("digitflow", broker=settings.redis_url, include=["worker.tasks"])
+app = Celery("digitflow", broker=settings.redis_url, include=["worker.tasks", "worker.reconcile"])
 app.conf.update(
     task_serializer="json",
     accept_content=["json"],

@@ -10,6 +10,7 @@ Keys share the hash tag {job_id}, so one job lives on one Redis Cluster slot:
   df:{id}:tries:{c} string deliveries of chunk c (the poison-message guard)
   df:{id}:by        hash   chunk -> the worker node that stored its results
   df:{id}:notify    list   a token pushed when the job finishes (single predictions wait on it)
+  df:active         zset   unfinished bulk jobs -> time of their last progress (worker/reconcile.py)
 Results keyed by index make a re-delivered chunk overwrite, never duplicate; done = HLEN(res).
 """
 
@@ -26,6 +27,7 @@ import redis
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 FINAL = {SUCCEEDED, FAILED, CANCELLED}
 DIGIT_MAGIC = b"\x00DFDIGIT"  # raw inputs already normalised by the web: 784 bytes follow
+ACTIVE = "df:active"
 
 
 def new_job_id() -> str:
@@ -77,6 +79,8 @@ class JobStore:
             for part in ("names", "in:0"):
                 pipe.expireat(self.key(job_id, part), expire_at)
         pipe.execute()
+        if kind != "single":  # outside the transaction: another Redis Cluster slot than the job's keys
+            self.r.zadd(ACTIVE, {job_id: now})
         return job_id
 
     def add_chunk(self, job_id: str, chunk: int, names: list[str], inputs: dict[int, bytes],
@@ -140,6 +144,7 @@ class JobStore:
             if worker:
                 pipe.hset(self.key(job_id, "by"), str(done_chunk), worker)
                 pipe.expireat(self.key(job_id, "by"), expire_at)
+            pipe.zadd(ACTIVE, {job_id: time.time()}, xx=True)  # progress: not stale
         pipe.execute()
         self.finish_if_complete(job_id)
 
@@ -156,6 +161,7 @@ class JobStore:
         self.r.hsetnx(k, "finished_at", time.time())
         self.r.hsetnx(k, "started_at", time.time())
         self.r.hset(k, "status", final)
+        self.r.zrem(ACTIVE, job_id)
         notify = self.key(job_id, "notify")
         self.r.rpush(notify, final)
         self.r.expire(notify, 60)
@@ -200,12 +206,33 @@ class JobStore:
         for c in range(chunks):
             pipe.delete(self.key(job_id, f"in:{c}"))
         pipe.execute()
+        self.r.zrem(ACTIVE, job_id)
 
     def delete(self, job_id: str) -> None:
         chunks = int(self.r.hget(self.key(job_id, "job"), "chunks") or 0)
         parts = ["job", "names", "res", "err", "img", "notify", "by"]
         parts += [f"in:{c}" for c in range(chunks)] + [f"tries:{c}" for c in range(chunks)]
         self.r.delete(*(self.key(job_id, p) for p in parts))
+        self.r.zrem(ACTIVE, job_id)
+
+    # -- reconciliation (worker/reconcile.py) -----------------------------------------------------
+    def stale_jobs(self, older_than: float) -> list[str]:
+        """Unfinished bulk jobs without progress for older_than seconds."""
+        return [j.decode() for j in self.r.zrangebyscore(ACTIVE, 0, time.time() - older_than)]
+
+    def touch(self, job_id: str) -> None:
+        self.r.zadd(ACTIVE, {job_id: time.time()}, xx=True)
+
+    def forget(self, job_id: str) -> None:
+        self.r.zrem(ACTIVE, job_id)
+
+    def pending_chunks(self, job_id: str) -> list[int]:
+        """Chunks whose inputs are still stored, i.e. not yet done."""
+        chunks = int(self.r.hget(self.key(job_id, "job"), "chunks") or 0)
+        pipe = self.r.pipeline(transaction=False)
+        for c in range(chunks):
+            pipe.exists(self.key(job_id, f"in:{c}"))
+        return [c for c, there in enumerate(pipe.execute()) if there]
 
     def wait(self, job_id: str, timeout: float) -> bool:
         """Block until the job finishes or timeout seconds pass; True if it finished."""
