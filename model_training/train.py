@@ -175,6 +175,7 @@ def train(data: Mnist, cfg: TrainConfig, run_dir: Path) -> dict:
         "training %s (%d params, %.1f M MAC) on %d images, validating on %d, up to %d epochs",
         cfg.architecture, model.count_params(), count_macs(model) / 1e6, n_train, n_val, cfg.epochs,
     )
+    teachers = [distill.describe(t) for t in cfg.teachers]  # now: a model folder may be replaced during training
     best_on_val = BestOnValidation(run_dir, cfg.patience)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),  # resumable after interruption
@@ -198,7 +199,7 @@ def train(data: Mnist, cfg: TrainConfig, run_dir: Path) -> dict:
         "training_seconds": _total_seconds(run_dir, seconds),
         "data_sha256": data.sha256,
         "config": asdict(cfg),
-        "teachers": [distill.describe(t) for t in cfg.teachers],
+        "teachers": teachers,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     log.info("best validation accuracy %.4f; summary in %s", val_acc, run_dir / "summary.json")
