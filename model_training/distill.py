@@ -40,7 +40,12 @@ def describe(path: str | Path) -> str:
     path = Path(path)
     if (path / CARD_FILE).exists() and not (path / "best.keras").exists():
         return f"model {json.loads((path / CARD_FILE).read_text())['version']}"
-    return f"run {path.name}"
+    return f"run {run_label(path)}"
+
+
+def run_label(run: Path) -> str:
+    """'<runs-dir name>/<timestamp>': runs started in the same second in different runs-dirs stay apart."""
+    return "/".join(Path(run).resolve().parts[-2:])
 
 
 def check_split(path: str | Path, teacher_cfg: dict, split_seed: int, val_size: int) -> None:

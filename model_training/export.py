@@ -26,6 +26,7 @@ from digitflow.contract import (
 from model_training import report
 from model_training.architectures import build, count_macs
 from model_training.data import load_test_split, to_model_input
+from model_training.distill import run_label
 from model_training.metrics import summary
 
 log = logging.getLogger("model_training")
@@ -110,7 +111,7 @@ def _run_accuracy(run: Path, x: np.ndarray, y: np.ndarray) -> dict:
     model = keras.models.load_model(run / "best.keras")
     probs = np.asarray(model.predict(x, batch_size=1000, verbose=0))
     s = json.loads((run / "summary.json").read_text())
-    return _comparison(run.name, s, s["config"], float((probs.argmax(1) == y).mean()))
+    return _comparison(run_label(run), s, s["config"], float((probs.argmax(1) == y).mean()))
 
 
 def _carried_comparisons(model_dir: Path) -> list[dict]:

@@ -130,7 +130,7 @@ def test_distillation_targets_keep_the_label_and_refuse_a_teacher_that_saw_the_v
     teacher = tmp_path / "teacher"
     train(data, TrainConfig(architecture="tiny", epochs=1), teacher)
     student = train(data, TrainConfig(architecture="tiny", epochs=1, teachers=[str(teacher)]), tmp_path / "student")
-    assert student["teachers"] == ["run teacher"]
+    assert student["teachers"] == [f"run {tmp_path.name}/teacher"]
     targets = training_targets(data.x_train[:500].astype(np.float32)[..., None] / 255.0, y[:500],
                                TrainConfig(teachers=[str(teacher)]))
     assert list(targets.argmax(1)) == list(y[:500]) and targets.max(1).mean() < 0.99  # soft, label on top
