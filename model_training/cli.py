@@ -41,6 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         shift=args.shift,
         train_limit=args.limit,
         patience=args.patience,
+        patience_from=args.patience_from,
         teachers=args.teacher,
         distill_weight=args.distill_weight,
         temperature=args.temperature,
@@ -91,6 +92,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--zoom", type=float, default=0.10, help="random zoom, +- fraction")
     t.add_argument("--shift", type=float, default=0.10, help="random translation, +- fraction of width/height")
     t.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (validation accuracy)")
+    t.add_argument("--patience-from", type=int, default=0, metavar="EPOCH",
+                   help="early stopping counts only epochs after this one (a cosine schedule improves late)")
     t.add_argument("--teacher", action="append", default=[], metavar="FOLDER",
                    help="distil from this run folder or model folder (repeat for an ensemble; same validation split)")
     t.add_argument("--distill-weight", type=float, default=0.4, help="share of the teachers' soft target, below 0.5")

@@ -30,6 +30,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # decoupled (AdamW) when > 0
     val_size: int = 5000
     patience: int = 10
+    patience_from: int = 0  # epochs before early stopping starts counting (Keras' start_from_epoch)
     seed: int = 1234  # weights, shuffling and augmentation
     split_seed: int = 7  # which 5k images validate: fixed, so runs with different seeds compare on one split
     rotation_degrees: float = 10.0  # +-degrees
@@ -136,9 +137,10 @@ class BestOnValidation(keras.callbacks.Callback):
     to the checkpoint, so a resumed run keeps its best and its patience count.
     """
 
-    def __init__(self, run_dir: Path, patience: int):
+    def __init__(self, run_dir: Path, patience: int, patience_from: int = 0):
         super().__init__()
         self.path, self.state_file, self.patience = run_dir / "best.keras", run_dir / "best.json", patience
+        self.patience_from = patience_from
         state = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
         self.best = tuple(state["best"]) if state.get("best") else None
         self.wait = state.get("wait", 0)
@@ -150,7 +152,7 @@ class BestOnValidation(keras.callbacks.Callback):
         if better(current, self.best):
             self.best, self.wait, self.best_epoch = current, 0, epoch + 1
             self.model.save(self.path)
-        else:
+        elif epoch + 1 > self.patience_from:
             self.wait += 1
             if self.wait >= self.patience:
                 self.model.stop_training = True
@@ -176,7 +178,7 @@ def train(data: Mnist, cfg: TrainConfig, run_dir: Path) -> dict:
         cfg.architecture, model.count_params(), count_macs(model) / 1e6, n_train, n_val, cfg.epochs,
     )
     teachers = [distill.describe(t) for t in cfg.teachers]  # now: a model folder may be replaced during training
-    best_on_val = BestOnValidation(run_dir, cfg.patience)
+    best_on_val = BestOnValidation(run_dir, cfg.patience, cfg.patience_from)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),  # resumable after interruption
         keras.callbacks.LearningRateScheduler(cosine_schedule(cfg)),

@@ -138,3 +138,20 @@ def test_distillation_targets_keep_the_label_and_refuse_a_teacher_that_saw_the_v
     with pytest.raises(ValueError, match="seen the student's validation images"):
         train(data, TrainConfig(architecture="tiny", epochs=1, split_seed=8, teachers=[str(teacher)]),
               tmp_path / "other-split")
+
+
+def test_early_stopping_counts_only_after_patience_from(tmp_path):
+    from model_training.architectures import build
+    from model_training.train import BestOnValidation
+
+    model = build("tiny")
+    model.stop_training = False
+    cb = BestOnValidation(tmp_path, patience=2, patience_from=4)
+    cb.set_model(model)
+    results = [(0.990, 0.05), (0.980, 0.06), (0.980, 0.06), (0.980, 0.06), (0.980, 0.06), (0.980, 0.06)]
+    stopped_at = None
+    for n, (acc, loss) in enumerate(results):
+        cb.on_epoch_end(n, {"val_accuracy": acc, "val_loss": loss})
+        if model.stop_training and stopped_at is None:
+            stopped_at = n + 1
+    assert stopped_at == 6  # epochs 2-4 are within the first four: only epochs 5 and 6 count
