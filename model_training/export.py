@@ -111,7 +111,8 @@ def _run_accuracy(run: Path, x: np.ndarray, y: np.ndarray) -> dict:
     model = keras.models.load_model(run / "best.keras")
     probs = np.asarray(model.predict(x, batch_size=1000, verbose=0))
     s = json.loads((run / "summary.json").read_text())
-    return _comparison(run_label(run), s, s["config"], float((probs.argmax(1) == y).mean()))
+    return _comparison(run_label(run), s, s["config"], float((probs.argmax(1) == y).mean()),
+                       teachers=len(s.get("teachers") or []))
 
 
 def _carried_comparisons(model_dir: Path) -> list[dict]:
@@ -193,7 +194,8 @@ def _report_md(card: dict, metrics: dict) -> str:
         elif other["parameters"] != card["parameters"]:
             role = f"{other['architecture']} (earlier design), run {other['run']}"
         else:
-            role = f"{other['architecture']}, run {other['run']} (not shipped: lower validation accuracy)"
+            how = f", distilled from {other['teachers']} teachers" if other.get("teachers") else ""
+            role = f"{other['architecture']}{how}, run {other['run']} (not shipped: lower validation accuracy)"
         lines.append(
             f"| {role} | {other['parameters']:,} | {other['macs_per_image'] / 1e6:.1f} M | {other['epochs']} | "
             f"{other['validation_accuracy']:.4f} | {other['test_accuracy']:.4f} | "
