@@ -176,7 +176,8 @@ def _report_md(card: dict, metrics: dict) -> str:
         "The test split chose nothing: epochs, checkpoint and hyper-parameters were chosen on a",
         f"seeded, stratified validation split of {card['training_config']['val_size']} training images (split seed "
         f"{card['training_config'].get('split_seed', card['training_config']['seed'])}); of several",
-        "runs, the one with the highest validation accuracy is shipped and the others are listed beside it.",
+        "runs, the one with the highest validation accuracy is shipped (equal accuracy: the lower validation loss,",
+        "the rule that also picks a run's checkpoint) and the others are listed beside it.",
         f"One image is {1 / card['training_config']['val_size']:.4f} of validation accuracy and 0.0001 of test accuracy:",
         "differences of a few images between runs of one design are within run-to-run noise.",
         "",
