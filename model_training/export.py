@@ -196,7 +196,9 @@ def _report_md(card: dict, metrics: dict) -> str:
             role = f"{other['architecture']} (earlier design), run {other['run']}"
         else:
             how = f", distilled from {other['teachers']} teachers" if other.get("teachers") else ""
-            role = f"{other['architecture']}{how}, run {other['run']} (not shipped: lower validation accuracy)"
+            tie = round(other["validation_accuracy"], 4) == round(card["validation_accuracy"], 4)
+            why = "same validation accuracy, higher validation loss" if tie else "lower validation accuracy"
+            role = f"{other['architecture']}{how}, run {other['run']} (not shipped: {why})"
         lines.append(
             f"| {role} | {other['parameters']:,} | {other['macs_per_image'] / 1e6:.1f} M | {other['epochs']} | "
             f"{other['validation_accuracy']:.4f} | {other['test_accuracy']:.4f} | "
