@@ -62,7 +62,7 @@ def export_run(
     `compare`: other runs for the report. `keep_compared`: also list the model being replaced and the
     comparisons of its card (runs of earlier sessions whose folders are gone).
     """
-    run_summary = json.loads((run_dir / "summary.json").read_text())
+    run_summary = _summary(run_dir)
     carried = _carried_comparisons(model_dir) if keep_compared else []
     model = clean_copy(keras.models.load_model(run_dir / "best.keras"))
     x_raw, y = load_test_split(data_dir) if data_dir else _keras_test()
@@ -110,9 +110,17 @@ def _run_accuracy(run: Path, x: np.ndarray, y: np.ndarray) -> dict:
     """Another run's best checkpoint, for the comparison table of the report."""
     model = keras.models.load_model(run / "best.keras")
     probs = np.asarray(model.predict(x, batch_size=1000, verbose=0))
-    s = json.loads((run / "summary.json").read_text())
+    s = _summary(run)
     return _comparison(run_label(run), s, s["config"], float((probs.argmax(1) == y).mean()),
-                       teachers=len(s.get("teachers") or []))
+                       teachers=len(s.get("teachers") or []), validation_loss=s["validation_loss"])
+
+
+def _summary(run: Path) -> dict:
+    """summary.json; runs from before validation_loss was recorded take it from best.json."""
+    s = json.loads((run / "summary.json").read_text())
+    if "validation_loss" not in s:
+        s["validation_loss"] = json.loads((run / "best.json").read_text())["best"][1]
+    return s
 
 
 def _carried_comparisons(model_dir: Path) -> list[dict]:
@@ -139,6 +147,7 @@ def _card(model, model_dir: Path, run: dict, metrics: dict, diff: float, others:
         "test_accuracy": round(metrics["accuracy"], 6),
         "test_misclassified": metrics["misclassified"],
         "validation_accuracy": round(run["validation_accuracy"], 6),
+        "validation_loss": round(run["validation_loss"], 6),
         "per_class": metrics["per_class"],
         "epochs": run["epochs"],
         "best_epoch": run.get("best_epoch"),
@@ -197,7 +206,9 @@ def _report_md(card: dict, metrics: dict) -> str:
         else:
             how = f", distilled from {other['teachers']} teachers" if other.get("teachers") else ""
             tie = round(other["validation_accuracy"], 4) == round(card["validation_accuracy"], 4)
-            why = "same validation accuracy, higher validation loss" if tie else "lower validation accuracy"
+            why = "lower validation accuracy"
+            if tie and other.get("validation_loss", 0) > card["validation_loss"]:
+                why = "same validation accuracy, higher validation loss"
             role = f"{other['architecture']}{how}, run {other['run']} (not shipped: {why})"
         lines.append(
             f"| {role} | {other['parameters']:,} | {other['macs_per_image'] / 1e6:.1f} M | {other['epochs']} | "

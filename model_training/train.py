@@ -190,12 +190,13 @@ def train(data: Mnist, cfg: TrainConfig, run_dir: Path) -> dict:
     model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=callbacks, verbose=0)
     seconds = time.time() - started
     best = keras.models.load_model(run_dir / "best.keras")
-    _, val_acc = best.evaluate(val_ds, verbose=0)
+    val_loss, val_acc = best.evaluate(val_ds, verbose=0)
     summary = {
         "architecture": cfg.architecture,
         "parameters": int(best.count_params()),
         "macs_per_image": count_macs(best),
         "validation_accuracy": float(val_acc),
+        "validation_loss": float(val_loss),
         "epochs": _epochs_run(run_dir),
         "best_epoch": best_on_val.best_epoch,
         "training_seconds": _total_seconds(run_dir, seconds),
