@@ -117,6 +117,11 @@ def stratified_split(y: np.ndarray, val_size: int, seed: int) -> tuple[np.ndarra
     return train, val
 
 
+def one_hot(labels: np.ndarray) -> np.ndarray:
+    """int labels [N] -> float32 [N,10] (the training and validation targets)."""
+    return np.eye(10, dtype=np.float32)[labels]
+
+
 def to_model_input(x: np.ndarray) -> np.ndarray:
     """uint8 [N,28,28] -> float32 [N,28,28,1] in [0,1] (the serving contract)."""
     return (x.astype(np.float32) / 255.0)[..., None]

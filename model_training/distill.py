@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from digitflow.contract import CARD_FILE, KERAS_FILE
+from model_training.data import one_hot
 
 
 def load_teacher(path: str | Path) -> tuple[keras.Model, dict]:
@@ -71,5 +72,4 @@ def mixed_targets(labels: np.ndarray, soft: np.ndarray, weight: float) -> np.nda
     """(1 - weight) * one-hot(label) + weight * soft. With weight < 0.5 the argmax is always the label."""
     if not 0.0 <= weight < 0.5:
         raise ValueError(f"distillation weight must be in [0, 0.5) (the label must stay the argmax), got {weight}")
-    onehot = np.eye(10, dtype=np.float32)[labels]
-    return ((1.0 - weight) * onehot + weight * soft).astype(np.float32)
+    return ((1.0 - weight) * one_hot(labels) + weight * soft).astype(np.float32)

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from model_training import distill
 from model_training.architectures import build, count_macs
-from model_training.data import Mnist, stratified_split, to_model_input
+from model_training.data import Mnist, one_hot, stratified_split, to_model_input
 
 log = logging.getLogger("model_training")
 
@@ -69,7 +69,7 @@ def cosine_schedule(cfg: TrainConfig):
 def training_targets(x: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> np.ndarray:
     """One-hot labels, or (with teachers) labels mixed with the teachers' softened probabilities."""
     if not cfg.teachers:
-        return np.eye(10, dtype=np.float32)[y]
+        return one_hot(y)
     models = []
     for path in cfg.teachers:
         model, teacher_cfg = distill.load_teacher(path)
@@ -99,7 +99,7 @@ def datasets(data: Mnist, cfg: TrainConfig):
         .map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
-    val = tf.data.Dataset.from_tensor_slices((x[val_idx], np.eye(10, dtype=np.float32)[y[val_idx]])).batch(512)
+    val = tf.data.Dataset.from_tensor_slices((x[val_idx], one_hot(y[val_idx]))).batch(512)
     return train, val, len(train_idx), len(val_idx)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import signal
 import time
@@ -14,6 +13,7 @@ import requests
 from stack import RedisServer, Stack
 
 from tests.conftest import all_results, digit_png, make_zip, wait_job
+from worker.reconcile import chunk_of
 
 pytestmark = pytest.mark.slow
 N_IMAGES = 6000
@@ -135,19 +135,13 @@ def test_a_chunk_message_lost_by_the_broker_is_sent_again(private, big_zip):
     stack.start_all(workers=("interactive",))  # nobody consumes the bulk queue yet
     job_id = submit(stack.url, big_zip)
     r = redis.Redis.from_url(server.url)
-    lost = next(raw for raw in r.lrange("bulk", 0, -1) if chunk_of_message(raw) == (job_id, 7))
+    lost = next(raw for raw in r.lrange("bulk", 0, -1) if chunk_of(json.loads(raw)) == (job_id, 7))
     assert r.lrem("bulk", 1, lost) == 1  # the message is gone, as when Redis dies between BRPOP and the unacked write
     stack.start("bulk")
     job = wait_job(stack.url, job_id, timeout=120)
     assert job["status"] == "succeeded" and job["done"] == N_IMAGES and job["failed"] == 0
     logs = "".join((stack.log_dir / f"{name}.log").read_text() for name in ("bulk", "interactive"))
     assert logs.count("re-sent 1 lost chunk task(s)") == 1  # whichever worker held the scan lock
-
-
-def chunk_of_message(raw: bytes) -> tuple[str, int] | None:
-    payload = json.loads(raw)
-    args = json.loads(base64.b64decode(payload["body"]))[0]
-    return args[0], args[1]
 
 
 def test_web_restart_during_a_job(private, big_zip):

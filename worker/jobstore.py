@@ -161,7 +161,7 @@ class JobStore:
         self.r.hsetnx(k, "finished_at", time.time())
         self.r.hsetnx(k, "started_at", time.time())
         self.r.hset(k, "status", final)
-        self.r.zrem(ACTIVE, job_id)
+        self.forget(job_id)
         notify = self.key(job_id, "notify")
         self.r.rpush(notify, final)
         self.r.expire(notify, 60)
@@ -206,14 +206,14 @@ class JobStore:
         for c in range(chunks):
             pipe.delete(self.key(job_id, f"in:{c}"))
         pipe.execute()
-        self.r.zrem(ACTIVE, job_id)
+        self.forget(job_id)
 
     def delete(self, job_id: str) -> None:
         chunks = int(self.r.hget(self.key(job_id, "job"), "chunks") or 0)
         parts = ["job", "names", "res", "err", "img", "notify", "by"]
         parts += [f"in:{c}" for c in range(chunks)] + [f"tries:{c}" for c in range(chunks)]
         self.r.delete(*(self.key(job_id, p) for p in parts))
-        self.r.zrem(ACTIVE, job_id)
+        self.forget(job_id)
 
     # -- reconciliation (worker/reconcile.py) -----------------------------------------------------
     def stale_jobs(self, older_than: float) -> list[str]:

@@ -32,7 +32,8 @@ UNACKED = "unacked"  # kombu's Redis transport default (unacked_key)
 PRIORITY_SEP = "\x06\x16"  # kombu keeps priorities 3, 6, 9 in lists named queue + sep + priority
 
 
-def _chunk_of(payload: dict) -> tuple[str, int] | None:
+def chunk_of(payload: dict) -> tuple[str, int] | None:
+    """(job, chunk) of a chunk-task message as kombu stores it in Redis; None for other messages."""
     if payload.get("headers", {}).get("task") != CHUNK_TASK:
         return None
     try:
@@ -50,7 +51,7 @@ def chunks_in_broker(r: redis.Redis, queue: str) -> set[tuple[str, int]]:
         payloads += [json.loads(raw) for raw in r.lrange(name, 0, -1)]
     payloads += [json.loads(raw)[0] for raw in r.hvals(UNACKED)]
     for payload in payloads:
-        chunk = _chunk_of(payload)
+        chunk = chunk_of(payload)
         if chunk:
             found.add(chunk)
     return found
