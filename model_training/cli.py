@@ -1,4 +1,4 @@
-"""Command line: python -m model_training train|evaluate|export."""
+"""Command line: python -m model_training train|swa|evaluate|export."""
 
 from __future__ import annotations
 
@@ -45,16 +45,35 @@ def cmd_train(args: argparse.Namespace) -> int:
         teachers=args.teacher,
         distill_weight=args.distill_weight,
         temperature=args.temperature,
+        ema=args.ema,
     )
-    if args.threads:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    _threads(args.threads)
     data = load_mnist(args.data_dir, require_full=not args.allow_subset)
     train(data, cfg, run_dir)
     print(f"run folder: {run_dir}")
     return 0
+
+
+def cmd_swa(args: argparse.Namespace) -> int:
+    from model_training.data import load_mnist
+    from model_training.swa import config_for, swa
+
+    run_dir = Path(args.resume) if args.resume else Path(args.runs_dir) / time.strftime("%Y%m%d-%H%M%S")
+    _setup_logging(run_dir / "train.log")
+    cfg = config_for(args.start, args.epochs, args.learning_rate, args.seed)
+    _threads(args.threads)
+    data = load_mnist(args.data_dir, require_full=not args.allow_subset)
+    swa(data, args.start, cfg, run_dir)
+    print(f"run folder: {run_dir}")
+    return 0
+
+
+def _threads(n: int) -> None:
+    if n:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -98,11 +117,25 @@ def parser() -> argparse.ArgumentParser:
                    help="distil from this run folder or model folder (repeat for an ensemble; same validation split)")
     t.add_argument("--distill-weight", type=float, default=0.4, help="share of the teachers' soft target, below 0.5")
     t.add_argument("--temperature", type=float, default=4.0, help="softening of the teachers' probabilities")
+    t.add_argument("--ema", type=float, default=0.0, metavar="MOMENTUM",
+                   help="validate and checkpoint an exponential moving average of the weights (e.g. 0.999; 0: off)")
     t.add_argument("--limit", type=int, default=None, help="train on the first N images only (smoke runs)")
     t.add_argument("--runs-dir", default="runs")
     t.add_argument("--allow-subset", action="store_true", help="accept IDX files with fewer than 60k/10k images (tests)")
     t.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run")
     t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("swa", help="stochastic weight averaging: continue a trained run or model, average its weights")
+    s.add_argument("start", help="run folder (best.keras) or model folder (model.keras) to continue from")
+    s.add_argument("--data-dir", default=_default_data_dir(), help="folder of the four MNIST IDX files (env MNIST_DIR)")
+    s.add_argument("--epochs", type=int, default=10, help="epochs averaged (one weight snapshot per epoch)")
+    s.add_argument("--learning-rate", type=float, default=5e-4, help="constant learning rate of the SWA phase")
+    s.add_argument("--seed", type=int, default=1, help="seed of shuffling and augmentation")
+    s.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: all cores)")
+    s.add_argument("--runs-dir", default="runs")
+    s.add_argument("--allow-subset", action="store_true", help="accept IDX files with fewer than 60k/10k images (tests)")
+    s.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted SWA run")
+    s.set_defaults(func=cmd_swa)
 
     e = sub.add_parser("export", help="evaluate a run on the test split and promote it into MODEL_DIR")
     e.add_argument("run", help="run folder written by train")

@@ -154,6 +154,7 @@ def _card(model, model_dir: Path, run: dict, metrics: dict, diff: float, others:
         "training_seconds": round(run["training_seconds"], 1),
         "training_config": run["config"],
         "teachers": run.get("teachers", []),
+        **({"swa": {k: v for k, v in run["swa"].items() if k != "start_config"}} if run.get("swa") else {}),
         "data_sha256": run["data_sha256"],
         "files": files,
         "onnx_keras_max_abs_diff": diff,
@@ -178,6 +179,19 @@ def _distillation_md(card: dict) -> list[str]:
     ]
 
 
+def _swa_md(card: dict) -> list[str]:
+    if not card.get("swa"):
+        return []
+    swa = card["swa"]
+    return [
+        f"Stochastic weight averaging (Izmailov et al. 2018): {swa['from']} was trained {swa['epochs']} more epochs at a",
+        f"constant learning rate of {swa['learning_rate']:g}; the shipped weights are the mean of its weights at the end of",
+        f"the first {swa['averaged_epochs']} of them (the average with the best validation result), with batch-norm",
+        "statistics recomputed for the averaged weights. Epochs and training time include the start's.",
+        "",
+    ]
+
+
 def _report_md(card: dict, metrics: dict) -> str:
     lines = [
         "# Evaluation report (canonical MNIST test split, 10,000 images)",
@@ -191,6 +205,7 @@ def _report_md(card: dict, metrics: dict) -> str:
         "differences of a few images between runs of one design are within run-to-run noise.",
         "",
         *_distillation_md(card),
+        *_swa_md(card),
         "| model | parameters | MAC/image | epochs | validation acc. | test acc. | misclassified |",
         "| --- | --- | --- | --- | --- | --- | --- |",
         f"| **{card['architecture']}** (shipped) | {card['parameters']:,} | {card['macs_per_image'] / 1e6:.1f} M | "

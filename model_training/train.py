@@ -40,6 +40,7 @@ class TrainConfig:
     teachers: list[str] = field(default_factory=list)  # distil from these runs/model folders (distill.py)
     distill_weight: float = 0.4  # share of the teachers' soft target in each training target
     temperature: float = 4.0  # softens the teachers' probabilities
+    ema: float = 0.0  # momentum of an exponential moving average of the weights (0: off); validated and saved
 
 
 def augmenter(cfg: TrainConfig) -> keras.Sequential:
@@ -80,6 +81,16 @@ def training_targets(x: np.ndarray, y: np.ndarray, cfg: TrainConfig) -> np.ndarr
     log.info("distilling from %d teacher(s), T=%.1f, weight %.2f; teachers agree with %.4f of the training labels",
              len(models), cfg.temperature, cfg.distill_weight, agree)
     return distill.mixed_targets(y, soft, cfg.distill_weight)
+
+
+def optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
+    """Adam, or AdamW with decoupled weight decay; optionally keeping an EMA of the weights (Polyak averaging)."""
+    if not 0.0 <= cfg.ema < 1.0:
+        raise ValueError(f"ema momentum must be in [0, 1), got {cfg.ema}")
+    ema = {"use_ema": True, "ema_momentum": cfg.ema} if cfg.ema else {}
+    if cfg.weight_decay:
+        return keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay, **ema)
+    return keras.optimizers.Adam(cfg.learning_rate, **ema)
 
 
 def datasets(data: Mnist, cfg: TrainConfig):
@@ -168,8 +179,7 @@ def train(data: Mnist, cfg: TrainConfig, run_dir: Path) -> dict:
     train_ds, val_ds, n_train, n_val = datasets(data, cfg)
     model = build(cfg.architecture)
     model.compile(
-        optimizer=(keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
-                   if cfg.weight_decay else keras.optimizers.Adam(cfg.learning_rate)),
+        optimizer=optimizer(cfg),
         loss="categorical_crossentropy",
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
@@ -180,8 +190,11 @@ def train(data: Mnist, cfg: TrainConfig, run_dir: Path) -> dict:
     teachers = [distill.describe(t) for t in cfg.teachers]  # now: a model folder may be replaced during training
     best_on_val = BestOnValidation(run_dir, cfg.patience, cfg.patience_from)
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),  # resumable after interruption
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),  # resumable; backs up the raw weights
         keras.callbacks.LearningRateScheduler(cosine_schedule(cfg)),
+        # With an EMA, validation and the best checkpoint see the averaged weights (swapped in at each
+        # epoch's end, back out at the next one's start): listed before best_on_val, after the backup.
+        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if cfg.ema else []),
         best_on_val,
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         EpochLog(),

@@ -155,3 +155,72 @@ def test_early_stopping_counts_only_after_patience_from(tmp_path):
         if model.stop_training and stopped_at is None:
             stopped_at = n + 1
     assert stopped_at == 6  # epochs 2-4 are within the first four: only epochs 5 and 6 count
+
+
+def test_with_an_ema_validation_and_the_checkpoint_use_the_averaged_weights(tmp_path, mnist_test):
+    import csv
+
+    from model_training.data import Mnist
+    from model_training.train import TrainConfig, train
+
+    x, y = mnist_test
+    data = Mnist(x_train=x[:6000], y_train=y[:6000], x_test=x[9000:], y_test=y[9000:])
+    plain = train(data, TrainConfig(architecture="tiny", epochs=2, batch_size=32), tmp_path / "plain")
+    # A momentum this close to 1 keeps the average at the initial weights: if validation saw the
+    # trained weights instead, it would score like the plain run.
+    frozen = train(data, TrainConfig(architecture="tiny", epochs=2, batch_size=32, ema=0.99999), tmp_path / "frozen")
+    averaged = train(data, TrainConfig(architecture="tiny", epochs=2, batch_size=32, ema=0.9), tmp_path / "averaged")
+    assert plain["validation_accuracy"] > 0.7
+    assert frozen["validation_accuracy"] < 0.3
+    assert averaged["validation_accuracy"] > 0.7
+    for summary, name in ((frozen, "frozen"), (averaged, "averaged")):  # the checkpoint is what was validated
+        rows = list(csv.DictReader((tmp_path / name / "history.csv").open()))
+        validated = float(rows[summary["best_epoch"] - 1]["val_accuracy"])
+        assert summary["validation_accuracy"] == pytest.approx(validated, abs=1e-6)
+    with pytest.raises(ValueError, match="ema momentum"):
+        train(data, TrainConfig(architecture="tiny", epochs=1, ema=1.0), tmp_path / "bad")
+
+
+def test_swa_continues_a_run_validates_the_average_and_exports(tmp_path, mnist_test):
+    import csv
+
+    import keras
+
+    from model_training.data import Mnist
+    from model_training.export import export_run
+    from model_training.swa import config_for, recompute_batch_norm, swa
+    from model_training.train import TrainConfig, train
+
+    x, y = mnist_test
+    data = Mnist(x_train=x[:6000], y_train=y[:6000], x_test=x[9000:], y_test=y[9000:])
+    start = tmp_path / "start"
+    train(data, TrainConfig(architecture="tiny", epochs=2, batch_size=32), start)
+    cfg = config_for(start, epochs=3, learning_rate=1e-3, seed=5)
+    assert (cfg.architecture, cfg.batch_size, cfg.split_seed, cfg.min_learning_rate) == ("tiny", 32, 7, 1e-3)
+    run = tmp_path / "swa"
+    summary = swa(data, start, cfg, run)
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    assert len(rows) == 3 and summary["epochs"] == 5 and summary["swa"]["from"] == f"run {tmp_path.name}/start"
+    # best.keras is the validated average: it scores what history recorded for that epoch
+    validated = float(rows[summary["swa"]["averaged_epochs"] - 1]["val_accuracy"])
+    assert summary["validation_accuracy"] == pytest.approx(validated, abs=1e-6) and validated > 0.7
+    # batch-norm statistics are those of the averaged weights: recomputing them changes nothing
+    best = keras.models.load_model(run / "best.keras")
+    before = [np.array(v) for v in best.non_trainable_weights]
+    recompute_batch_norm(best, (x[:2000, ..., None] / 255.0).astype(np.float32))
+    assert all(np.allclose(a, np.array(b), rtol=0.05, atol=0.05) for a, b in zip(before, best.non_trainable_weights,
+                                                                                   strict=True))
+    # a finished run resumed does no more epochs; export promotes it like any run
+    assert swa(data, start, cfg, run)["validation_accuracy"] == pytest.approx(summary["validation_accuracy"])
+    assert len(list(csv.DictReader((run / "history.csv").open()))) == 3
+    write = tmp_path / "mnist"
+    write.mkdir()
+    for stem, arr in (("t10k-images-idx3-ubyte.gz", x[9000:]), ("t10k-labels-idx1-ubyte.gz", y[9000:])):
+        write_idx(write / stem, arr)
+    card = export_run(run, tmp_path / "models", str(write))
+    assert card["swa"]["from"] == f"run {tmp_path.name}/start" and card["epochs"] == 5
+
+    with pytest.raises(ValueError, match="seen the student's validation images"):
+        other = config_for(start, epochs=1, learning_rate=1e-3, seed=5)
+        other.split_seed = 8
+        swa(data, start, other, tmp_path / "other-split")
