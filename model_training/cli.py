@@ -60,8 +60,8 @@ def cmd_swa(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.resume) if args.resume else Path(args.runs_dir) / time.strftime("%Y%m%d-%H%M%S")
     _setup_logging(run_dir / "train.log")
+    _threads(args.threads)  # before anything initialises TensorFlow
     cfg = config_for(args.start, args.epochs, args.learning_rate, args.seed)
-    _threads(args.threads)
     data = load_mnist(args.data_dir, require_full=not args.allow_subset)
     swa(data, args.start, cfg, run_dir)
     print(f"run folder: {run_dir}")
