@@ -56,6 +56,14 @@ def test_train_then_export_produces_a_consistent_model(tmp_path, mnist_test):
     metrics = json.loads((models / "report" / "metrics.json").read_text())
     assert sum(map(sum, metrics["confusion_matrix"])) == 1000
 
+    # SWA can continue the exported model folder (threads set before TensorFlow starts)
+    swa = subprocess.run([*env_cmd, "swa", str(models), "--data-dir", str(data), "--epochs", "1", "--threads", "1",
+                          "--allow-subset", "--runs-dir", str(tmp_path / "swa")], capture_output=True, text=True,
+                         timeout=300)
+    assert swa.returncode == 0, swa.stdout + swa.stderr
+    swa_summary = json.loads((next((tmp_path / "swa").iterdir()) / "summary.json").read_text())
+    assert swa_summary["swa"]["from"] == f"model {card['version']}" and swa_summary["epochs"] == 2
+
     # Promoting a newer run keeps the replaced model in the report (its run folder may be long gone).
     again = subprocess.run([*env_cmd, "export", str(run_dir), "--model-dir", str(models), "--data-dir", str(data),
                             "--keep-compared"], capture_output=True, text=True, timeout=300)
