@@ -25,8 +25,8 @@ The stack it starts is the service's own (scripts/stack.py: redis-server with ap
 the bulk worker with 2 processes, the interactive worker, gunicorn), with the per-client rate
 limit off (RATE_LIMIT=off), since one load generator sends everything from one address.
 MODEL_DIR (default models/) picks the model; MNIST_DIR the test split (default: the copy in
-tests/fixtures/mnist). Extra dependencies: `pip install -e .[bench]` (litserve, psutil), and
-py-spy for --profile.
+tests/fixtures/mnist). Extra dependencies: `pip install -e .[bench]` (litserve, psutil, py-spy
+for --profile; without py-spy, --profile is refused before anything starts).
 """
 
 from __future__ import annotations
@@ -825,10 +825,16 @@ def resources(svc: Service, x: np.ndarray, n_big: int, tmp: Path) -> dict:
 # ------------------------------------------------------------------------------------------------
 # profiling (optional)
 # ------------------------------------------------------------------------------------------------
+def py_spy_exe() -> str | None:
+    """The py-spy executable (PATH or beside this Python), or None."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return shutil.which("py-spy") or (str(beside) if beside.exists() else None)
+
+
 def py_spy(pids: dict[str, int], out_dir: Path, seconds: float, gil: tuple[str, ...] = ()) -> list[subprocess.Popen]:
     """py-spy record each pid (and its children); names in `gil` sample only threads holding the GIL, which
     leaves out threads blocked on sockets (py-spy counts some of those as busy otherwise)."""
-    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    exe = py_spy_exe()
     procs = []
     for name, pid in pids.items():
         procs.append(subprocess.Popen([exe, "record", "--pid", str(pid), "--subprocesses", "--rate", "200",
@@ -1169,6 +1175,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         ap.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    if args.profile and not py_spy_exe():
+        ap.error("--profile needs py-spy: pip install -e '.[bench]'")
     if args.smoke:
         sections = [s for s in sections if s not in ("resources", "scaling")]
     if args.url and ("resources" in sections or "scaling" in sections):
