@@ -59,3 +59,22 @@ def test_finished_cancelled_and_expired_jobs_leave_the_active_set(redis_client, 
     redis_client.zadd(ACTIVE, {expired: 0})  # as if its keys had expired
     assert scan_once(store, stale_after=60, queue=QUEUE, celery=broker) == []
     assert redis_client.zcard(ACTIVE) == 0
+
+
+def test_a_job_whose_upload_was_never_fully_stored_is_cancelled(redis_client, broker):
+    store = JobStore(redis_client, ttl_seconds=600)
+    job = store.create(total=3, chunks=3, kind="bulk", model=MODEL)
+    store.add_chunk(job, 0, ["0.png"], {0: b"raw"}, {})  # the web stopped here: chunks 1 and 2 never stored
+    store.write_results(job, {0: {"digit": 1, "confidence": 0.9}}, {}, done_chunk=0)
+    redis_client.zadd(ACTIVE, {job: time.time() - 120})
+    assert scan_once(store, stale_after=60, queue=QUEUE, celery=broker) == []
+    assert store.status(job) == "cancelled" and redis_client.zscore(ACTIVE, job) is None
+    assert chunks_in_broker(redis_client, QUEUE) == set()  # nothing re-sent for chunks that have no inputs
+
+    complete = three_chunk_job(store)  # all stored and done but not marked finished: finished, not cancelled
+    redis_client.hset(JobStore.key(complete, "res"), mapping={str(i): '{"digit":1}' for i in range(3)})
+    for c in range(3):
+        redis_client.delete(JobStore.key(complete, f"in:{c}"))
+    redis_client.zadd(ACTIVE, {complete: time.time() - 120})
+    scan_once(store, stale_after=60, queue=QUEUE, celery=broker)
+    assert store.status(complete) == "succeeded"

@@ -8,6 +8,10 @@ every RECONCILE_INTERVAL seconds one worker (a Redis lock) looks at the bulk job
 longer than VISIBILITY_TIMEOUT + TASK_TIME_LIMIT (by then any delivered task has finished, died and
 been restored, or been killed) and re-sends each unfinished chunk that is neither queued nor unacked.
 A second delivery of a chunk is harmless: results are keyed by image index.
+
+A stale job with neither unfinished chunks nor all its results was never fully stored: the web
+process stopped mid-upload, before it answered with the job id. The scan cancels it (its stored
+chunks were processed for nothing, and nobody can poll it), instead of leaving it running until its TTL.
 """
 
 from __future__ import annotations
@@ -63,15 +67,21 @@ def scan_once(store: JobStore, stale_after: float, queue: str = BULK_QUEUE, cele
     if not stale:
         return []
     in_broker = chunks_in_broker(store.r, queue)
-    resent = []
+    resent, orphans = [], []
     for job_id in stale:
         status = store.status(job_id)
         if status is None or status in FINAL:  # expired, finished or cancelled
             store.forget(job_id)
             continue
         pending = store.pending_chunks(job_id)
-        if not pending:  # every chunk stored its results; make sure the job is marked finished
+        if not pending:  # every stored chunk has its results; make sure the job is marked finished
             store.finish_if_complete(job_id)
+            if store.status(job_id) not in FINAL:
+                # Images without results or inputs were never stored: the web process stopped while
+                # storing the upload, before it answered with the job id. Nobody can poll this job.
+                store.cancel(job_id)
+                orphans.append(job_id)
+                continue
         for chunk in pending:
             if (job_id, chunk) not in in_broker:
                 celery.send_task(CHUNK_TASK, args=(job_id, chunk), queue=queue)
@@ -79,6 +89,8 @@ def scan_once(store: JobStore, stale_after: float, queue: str = BULK_QUEUE, cele
         store.touch(job_id)  # a full stale period before this job is looked at again
     if resent:
         log.warning("re-sent %d lost chunk task(s): %s", len(resent), resent[:20])
+    if orphans:
+        log.warning("cancelled %d job(s) whose upload was never fully stored: %s", len(orphans), orphans[:20])
     return resent
 
 
