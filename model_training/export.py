@@ -112,7 +112,8 @@ def _run_accuracy(run: Path, x: np.ndarray, y: np.ndarray) -> dict:
     probs = np.asarray(model.predict(x, batch_size=1000, verbose=0))
     s = _summary(run)
     return _comparison(run_label(run), s, s["config"], float((probs.argmax(1) == y).mean()),
-                       teachers=len(s.get("teachers") or []), validation_loss=s["validation_loss"])
+                       teachers=len(s.get("teachers") or []), validation_loss=s["validation_loss"],
+                       swa_from=(s.get("swa") or {}).get("from"), ema=s["config"].get("ema") or 0.0)
 
 
 def _summary(run: Path) -> dict:
@@ -192,6 +193,11 @@ def _swa_md(card: dict) -> list[str]:
     ]
 
 
+def _how_trained(card: dict) -> str:
+    ema = card["training_config"].get("ema")
+    return (f", weight EMA {ema:g}" if ema else "") + (f", SWA from {card['swa']['from']}" if card.get("swa") else "")
+
+
 def _report_md(card: dict, metrics: dict) -> str:
     lines = [
         "# Evaluation report (canonical MNIST test split, 10,000 images)",
@@ -208,7 +214,7 @@ def _report_md(card: dict, metrics: dict) -> str:
         *_swa_md(card),
         "| model | parameters | MAC/image | epochs | validation acc. | test acc. | misclassified |",
         "| --- | --- | --- | --- | --- | --- | --- |",
-        f"| **{card['architecture']}** (shipped) | {card['parameters']:,} | {card['macs_per_image'] / 1e6:.1f} M | "
+        f"| **{card['architecture']}**{_how_trained(card)} (shipped) | {card['parameters']:,} | {card['macs_per_image'] / 1e6:.1f} M | "
         f"{card['epochs']} | {card['validation_accuracy']:.4f} | **{card['test_accuracy']:.4f}** | {card['test_misclassified']} |",
     ]
     for other in card.get("compared_with") or []:
@@ -220,6 +226,8 @@ def _report_md(card: dict, metrics: dict) -> str:
             role = f"{other['architecture']} (earlier design), run {other['run']}"
         else:
             how = f", distilled from {other['teachers']} teachers" if other.get("teachers") else ""
+            how += f", weight EMA {other['ema']:g}" if other.get("ema") else ""
+            how += f", SWA from {other['swa_from']}" if other.get("swa_from") else ""
             tie = round(other["validation_accuracy"], 4) == round(card["validation_accuracy"], 4)
             why = "lower validation accuracy"
             if tie and other.get("validation_loss", 0) > card["validation_loss"]:
