@@ -188,7 +188,8 @@ def _swa_md(card: dict) -> list[str]:
         f"Stochastic weight averaging (Izmailov et al. 2018): {swa['from']} was trained {swa['epochs']} more epochs at a",
         f"constant learning rate of {swa['learning_rate']:g}; the shipped weights are the mean of its weights at the end of",
         f"the first {swa['averaged_epochs']} of them (the average with the best validation result), with batch-norm",
-        "statistics recomputed for the averaged weights. Epochs and training time include the start's.",
+        "statistics recomputed for the averaged weights. Epochs and training time include the start's;",
+        "`training_curves.png` shows the SWA epochs (validation: the running average after each epoch).",
         "",
     ]
 
