@@ -28,9 +28,8 @@ import keras
 import numpy as np
 
 from model_training import distill
-from model_training.architectures import count_macs
 from model_training.data import Mnist, stratified_split, to_model_input
-from model_training.train import BestOnValidation, TrainConfig, _total_seconds, datasets, optimizer
+from model_training.train import BestOnValidation, TrainConfig, _total_seconds, best_checkpoint, datasets, optimizer
 
 log = logging.getLogger("model_training")
 
@@ -115,15 +114,9 @@ def swa(data: Mnist, start: str | Path, cfg: TrainConfig, run_dir: Path) -> dict
         np.savez(avg_file, **{f"w{i}": a for i, a in enumerate(average)}, epochs=epoch + 1)
         log.info("SWA epoch %d: loss %.4f acc %.4f | average of %d: val_loss %.4f val_acc %.4f (%.0f s)",
                  epoch + 1, row["loss"], row["accuracy"], epoch + 1, val_loss, val_acc, time.time() - t0)
-    best = keras.models.load_model(run_dir / "best.keras")
-    val_loss, val_acc = best.evaluate(val_ds, verbose=0)
     start_info = _start_info(start)
     summary = {
-        "architecture": cfg.architecture,
-        "parameters": int(best.count_params()),
-        "macs_per_image": count_macs(best),
-        "validation_accuracy": float(val_acc),
-        "validation_loss": float(val_loss),
+        **best_checkpoint(run_dir, val_ds, cfg.architecture),
         "epochs": start_info["epochs"] + cfg.epochs,
         "best_epoch": start_info["epochs"] + best_on_val.best_epoch,
         "training_seconds": start_info["training_seconds"] + _total_seconds(run_dir, time.time() - started),
@@ -135,7 +128,7 @@ def swa(data: Mnist, start: str | Path, cfg: TrainConfig, run_dir: Path) -> dict
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     log.info("best average: %d epochs, validation accuracy %.4f; summary in %s",
-             best_on_val.best_epoch, val_acc, run_dir / "summary.json")
+             best_on_val.best_epoch, summary["validation_accuracy"], run_dir / "summary.json")
     return summary
 
 

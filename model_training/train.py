@@ -202,14 +202,8 @@ def train(data: Mnist, cfg: TrainConfig, run_dir: Path) -> dict:
     started = time.time()
     model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=callbacks, verbose=0)
     seconds = time.time() - started
-    best = keras.models.load_model(run_dir / "best.keras")
-    val_loss, val_acc = best.evaluate(val_ds, verbose=0)
     summary = {
-        "architecture": cfg.architecture,
-        "parameters": int(best.count_params()),
-        "macs_per_image": count_macs(best),
-        "validation_accuracy": float(val_acc),
-        "validation_loss": float(val_loss),
+        **best_checkpoint(run_dir, val_ds, cfg.architecture),
         "epochs": _epochs_run(run_dir),
         "best_epoch": best_on_val.best_epoch,
         "training_seconds": _total_seconds(run_dir, seconds),
@@ -218,8 +212,21 @@ def train(data: Mnist, cfg: TrainConfig, run_dir: Path) -> dict:
         "teachers": teachers,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    log.info("best validation accuracy %.4f; summary in %s", val_acc, run_dir / "summary.json")
+    log.info("best validation accuracy %.4f; summary in %s", summary["validation_accuracy"], run_dir / "summary.json")
     return summary
+
+
+def best_checkpoint(run_dir: Path, val_ds, architecture: str) -> dict:
+    """The size and validation result of run_dir/best.keras (the head of a run summary)."""
+    best = keras.models.load_model(run_dir / "best.keras")
+    val_loss, val_acc = best.evaluate(val_ds, verbose=0)
+    return {
+        "architecture": architecture,
+        "parameters": int(best.count_params()),
+        "macs_per_image": count_macs(best),
+        "validation_accuracy": float(val_acc),
+        "validation_loss": float(val_loss),
+    }
 
 
 def _epochs_run(run_dir: Path) -> int:
