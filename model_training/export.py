@@ -130,7 +130,7 @@ def _carried_comparisons(model_dir: Path) -> list[dict]:
         return []
     card = json.loads((model_dir / CARD_FILE).read_text())
     before = _comparison(f"model {card['version']}", card, card["training_config"], card["test_accuracy"],
-                         shipped_before=True)
+                         shipped_before=True, validation_loss=card.get("validation_loss"))
     kept = [c for c in card.get("compared_with") or [] if c.get("run") != before["run"]]
     return kept + [before]
 
@@ -155,7 +155,7 @@ def _card(model, model_dir: Path, run: dict, metrics: dict, diff: float, others:
         "training_seconds": round(run["training_seconds"], 1),
         "training_config": run["config"],
         "teachers": run.get("teachers", []),
-        **({"swa": {k: v for k, v in run["swa"].items() if k != "start_config"}} if run.get("swa") else {}),
+        **({"swa": run["swa"]} if run.get("swa") else {}),  # start_config: how the start was trained
         "data_sha256": run["data_sha256"],
         "files": files,
         "onnx_keras_max_abs_diff": diff,
@@ -194,6 +194,13 @@ def _swa_md(card: dict) -> list[str]:
     ]
 
 
+def _why_not(other: dict, card: dict) -> str:
+    tie = round(other["validation_accuracy"], 4) == round(card["validation_accuracy"], 4)
+    if tie and (other.get("validation_loss") or 0) > card["validation_loss"]:
+        return "same validation accuracy, higher validation loss"
+    return "lower validation accuracy"
+
+
 def _how_trained(card: dict) -> str:
     ema = card["training_config"].get("ema")
     return (f", weight EMA {ema:g}" if ema else "") + (f", SWA from {card['swa']['from']}" if card.get("swa") else "")
@@ -222,18 +229,14 @@ def _report_md(card: dict, metrics: dict) -> str:
         if other["architecture"] == "seed":
             role = f"seed, the original design (short schedule: {other['epochs']} epochs)"
         elif other.get("shipped_before"):
-            role = f"{other['architecture']}, {other['run']} (shipped before; lower validation accuracy)"
+            role = f"{other['architecture']}, {other['run']} (shipped before; {_why_not(other, card)})"
         elif other["parameters"] != card["parameters"]:
             role = f"{other['architecture']} (earlier design), run {other['run']}"
         else:
             how = f", distilled from {other['teachers']} teachers" if other.get("teachers") else ""
             how += f", weight EMA {other['ema']:g}" if other.get("ema") else ""
             how += f", SWA from {other['swa_from']}" if other.get("swa_from") else ""
-            tie = round(other["validation_accuracy"], 4) == round(card["validation_accuracy"], 4)
-            why = "lower validation accuracy"
-            if tie and other.get("validation_loss", 0) > card["validation_loss"]:
-                why = "same validation accuracy, higher validation loss"
-            role = f"{other['architecture']}{how}, run {other['run']} (not shipped: {why})"
+            role = f"{other['architecture']}{how}, run {other['run']} (not shipped: {_why_not(other, card)})"
         lines.append(
             f"| {role} | {other['parameters']:,} | {other['macs_per_image'] / 1e6:.1f} M | {other['epochs']} | "
             f"{other['validation_accuracy']:.4f} | {other['test_accuracy']:.4f} | "
