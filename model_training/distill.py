@@ -27,11 +27,17 @@ from model_training.data import one_hot
 def load_teacher(path: str | Path) -> tuple[keras.Model, dict]:
     """(model, training config) of a run folder or a model folder."""
     path = Path(path)
+    cfg = training_config(path)
+    return keras.models.load_model(path / ("best.keras" if (path / "best.keras").exists() else KERAS_FILE)), cfg
+
+
+def training_config(path: str | Path) -> dict:
+    """The training config of a run folder (best.keras + config.json) or a model folder (model.keras + card)."""
+    path = Path(path)
     if (path / "best.keras").exists() and (path / "config.json").exists():
-        return keras.models.load_model(path / "best.keras"), json.loads((path / "config.json").read_text())
+        return json.loads((path / "config.json").read_text())
     if (path / KERAS_FILE).exists() and (path / CARD_FILE).exists():
-        card = json.loads((path / CARD_FILE).read_text())
-        return keras.models.load_model(path / KERAS_FILE), card["training_config"]
+        return json.loads((path / CARD_FILE).read_text())["training_config"]
     raise ValueError(f"teacher {path}: neither a run folder (best.keras, config.json) nor a model folder "
                      f"({KERAS_FILE}, {CARD_FILE})")
 

@@ -201,12 +201,14 @@ def _why_not(other: dict, card: dict) -> str:
     return "lower validation accuracy"
 
 
-def _how_trained(card: dict) -> str:
-    ema = card["training_config"].get("ema")
-    return (f", weight EMA {ema:g}" if ema else "") + (f", SWA from {card['swa']['from']}" if card.get("swa") else "")
+def _how_trained(teachers: int | None, ema: float | None, swa_from: str | None) -> str:
+    """', distilled from 3 teachers, weight EMA 0.999, SWA from model ...' (the parts that apply)."""
+    return ((f", distilled from {teachers} teachers" if teachers else "") + (f", weight EMA {ema:g}" if ema else "")
+            + (f", SWA from {swa_from}" if swa_from else ""))
 
 
 def _report_md(card: dict, metrics: dict) -> str:
+    shipped_how = _how_trained(0, card["training_config"].get("ema"), (card.get("swa") or {}).get("from"))
     lines = [
         "# Evaluation report (canonical MNIST test split, 10,000 images)",
         "",
@@ -222,7 +224,7 @@ def _report_md(card: dict, metrics: dict) -> str:
         *_swa_md(card),
         "| model | parameters | MAC/image | epochs | validation acc. | test acc. | misclassified |",
         "| --- | --- | --- | --- | --- | --- | --- |",
-        f"| **{card['architecture']}**{_how_trained(card)} (shipped) | {card['parameters']:,} | {card['macs_per_image'] / 1e6:.1f} M | "
+        f"| **{card['architecture']}**{shipped_how} (shipped) | {card['parameters']:,} | {card['macs_per_image'] / 1e6:.1f} M | "
         f"{card['epochs']} | {card['validation_accuracy']:.4f} | **{card['test_accuracy']:.4f}** | {card['test_misclassified']} |",
     ]
     for other in card.get("compared_with") or []:
@@ -233,9 +235,7 @@ def _report_md(card: dict, metrics: dict) -> str:
         elif other["parameters"] != card["parameters"]:
             role = f"{other['architecture']} (earlier design), run {other['run']}"
         else:
-            how = f", distilled from {other['teachers']} teachers" if other.get("teachers") else ""
-            how += f", weight EMA {other['ema']:g}" if other.get("ema") else ""
-            how += f", SWA from {other['swa_from']}" if other.get("swa_from") else ""
+            how = _how_trained(other.get("teachers"), other.get("ema"), other.get("swa_from"))
             role = f"{other['architecture']}{how}, run {other['run']} (not shipped: {_why_not(other, card)})"
         lines.append(
             f"| {role} | {other['parameters']:,} | {other['macs_per_image'] / 1e6:.1f} M | {other['epochs']} | "

@@ -29,7 +29,7 @@ import numpy as np
 
 from model_training import distill
 from model_training.data import Mnist, stratified_split, to_model_input
-from model_training.train import BestOnValidation, TrainConfig, _total_seconds, best_checkpoint, datasets, optimizer
+from model_training.train import BestOnValidation, TrainConfig, best_checkpoint, datasets, optimizer, total_seconds
 
 log = logging.getLogger("model_training")
 
@@ -38,7 +38,7 @@ BN_IMAGES = 10_000  # training images whose activations give the averaged model'
 
 def config_for(start: str | Path, epochs: int, learning_rate: float, seed: int) -> TrainConfig:
     """The start's training configuration with SWA's schedule: constant learning rate, no early stop."""
-    _, start_cfg = distill.load_teacher(start)
+    start_cfg = distill.training_config(start)
     known = {f.name for f in fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in start_cfg.items() if k in known})
     cfg.epochs, cfg.learning_rate, cfg.min_learning_rate, cfg.seed = epochs, learning_rate, learning_rate, seed
@@ -73,9 +73,10 @@ def _bn_images(data: Mnist, cfg: TrainConfig) -> np.ndarray:
 def swa(data: Mnist, start: str | Path, cfg: TrainConfig, run_dir: Path) -> dict:
     """Run SWA from `start` (a run or model folder) into run_dir (resumes if run_dir holds its state)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    start_model, start_cfg = distill.load_teacher(start)
+    start_cfg = distill.training_config(start)
     distill.check_split(start, start_cfg, cfg.split_seed, cfg.val_size)
-    (run_dir / "config.json").write_text(json.dumps({**asdict(cfg), "swa_from": distill.describe(start)}, indent=2))
+    origin, start_info = distill.describe(start), _start_info(start)  # now: a model folder may be replaced later
+    (run_dir / "config.json").write_text(json.dumps({**asdict(cfg), "swa_from": origin}, indent=2))
     keras.utils.set_random_seed(cfg.seed)
     raw_file, avg_file = run_dir / "raw.keras", run_dir / "average.npz"
     if raw_file.exists():
@@ -84,7 +85,7 @@ def swa(data: Mnist, start: str | Path, cfg: TrainConfig, run_dir: Path) -> dict
         average, done = [state[f"w{i}"] for i in range(len(state.files) - 1)], int(state["epochs"])
         log.info("resuming SWA after epoch %d", done)
     else:
-        model = start_model
+        model, _ = distill.load_teacher(start)
         model.compile(optimizer=optimizer(cfg), loss="categorical_crossentropy",
                       metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
         average, done = None, 0
@@ -96,7 +97,7 @@ def swa(data: Mnist, start: str | Path, cfg: TrainConfig, run_dir: Path) -> dict
     best_on_val.set_model(averaged)
     history = run_dir / "history.csv"
     log.info("SWA from %s: %d epochs at learning rate %.1e on %d images, validating the average on %d",
-             distill.describe(start), cfg.epochs, cfg.learning_rate, n_train, n_val)
+             origin, cfg.epochs, cfg.learning_rate, n_train, n_val)
     started = time.time()
     for epoch in range(done, cfg.epochs):
         t0 = time.time()
@@ -114,15 +115,14 @@ def swa(data: Mnist, start: str | Path, cfg: TrainConfig, run_dir: Path) -> dict
         np.savez(avg_file, **{f"w{i}": a for i, a in enumerate(average)}, epochs=epoch + 1)
         log.info("SWA epoch %d: loss %.4f acc %.4f | average of %d: val_loss %.4f val_acc %.4f (%.0f s)",
                  epoch + 1, row["loss"], row["accuracy"], epoch + 1, val_loss, val_acc, time.time() - t0)
-    start_info = _start_info(start)
     summary = {
         **best_checkpoint(run_dir, val_ds, cfg.architecture),
         "epochs": start_info["epochs"] + cfg.epochs,
         "best_epoch": start_info["epochs"] + best_on_val.best_epoch,
-        "training_seconds": start_info["training_seconds"] + _total_seconds(run_dir, time.time() - started),
+        "training_seconds": start_info["training_seconds"] + total_seconds(run_dir, time.time() - started),
         "data_sha256": data.sha256,
-        "config": {**asdict(cfg), "swa_from": distill.describe(start)},
-        "swa": {"from": distill.describe(start), "epochs": cfg.epochs, "averaged_epochs": best_on_val.best_epoch,
+        "config": {**asdict(cfg), "swa_from": origin},
+        "swa": {"from": origin, "epochs": cfg.epochs, "averaged_epochs": best_on_val.best_epoch,
                 "learning_rate": cfg.learning_rate, "start_config": start_cfg},
         "teachers": start_info["teachers"],
     }

@@ -206,7 +206,7 @@ def train(data: Mnist, cfg: TrainConfig, run_dir: Path) -> dict:
         **best_checkpoint(run_dir, val_ds, cfg.architecture),
         "epochs": _epochs_run(run_dir),
         "best_epoch": best_on_val.best_epoch,
-        "training_seconds": _total_seconds(run_dir, seconds),
+        "training_seconds": total_seconds(run_dir, seconds),
         "data_sha256": data.sha256,
         "config": asdict(cfg),
         "teachers": teachers,
@@ -234,7 +234,7 @@ def _epochs_run(run_dir: Path) -> int:
     return len({line.split(",")[0] for line in lines[1:]})
 
 
-def _total_seconds(run_dir: Path, this_session: float) -> float:
+def total_seconds(run_dir: Path, this_session: float) -> float:
     """Wall time summed over every (resumed) session of the run."""
     ledger = run_dir / "seconds.json"
     spent = json.loads(ledger.read_text()) if ledger.exists() else []
