@@ -99,3 +99,268 @@ def naive_input(data: bytes) -> np.ndarray:
     """What a service without normalisation feeds the model: grey, squashed to 28x28, as is."""
     img = Image.open(io.BytesIO(data)).convert("L").resize((28, 28), Image.Resampling.BILINEAR)
     return np.asarray(img, dtype=np.uint8)
+
+
+# --- Real-upload conditions (issue 13): scans and photos that do not look like MNIST ----------------------
+# Each builds a page from the digit as ink coverage (0-1), then paper, printed lines, light and camera.
+# Parameters are drawn from ranges, not fixed, so a front end tuned to one setting does not pass.
+
+
+def _ink(x: np.ndarray, scale: float) -> np.ndarray:
+    """The digit as ink coverage in [0,1], drawn `scale` times larger than 28x28."""
+    return np.asarray(_scaled(x, scale), dtype=np.float32) / 255.0
+
+
+def _place(ink: np.ndarray, shape: tuple[int, int], top: int, left: int) -> np.ndarray:
+    page = np.zeros(shape, np.float32)
+    h, w = ink.shape
+    page[top : top + h, left : left + w] = np.maximum(page[top : top + h, left : left + w], ink[: shape[0] - top, : shape[1] - left])
+    return page
+
+
+def _on_paper(cover: np.ndarray, paper: float = 245.0, ink: float = 25.0) -> np.ndarray:
+    """Grey page: paper level where there is no ink, ink level where the coverage is 1."""
+    return paper * (1.0 - cover) + ink * cover
+
+
+def _grey(page: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.clip(np.rint(page), 0, 255).astype(np.uint8))
+
+
+def _lines(shape, rng, horizontal: bool, spacing: float, thickness: int, offset: float, skew: float) -> np.ndarray:
+    """Coverage of printed parallel lines across the whole page (skewed by `skew` radians)."""
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    pos = (yy - np.tan(skew) * xx) if horizontal else (xx + np.tan(skew) * yy)
+    d = np.mod(pos - offset, spacing)
+    d = np.minimum(d, spacing - d)
+    return np.clip(thickness / 2 + 0.5 - d, 0, 1)
+
+
+def _margin_page(x, rng, scale, margin):
+    ink = _ink(x, scale)
+    m = [int(rng.integers(margin[0], margin[1] + 1)) for _ in range(4)]
+    shape = (ink.shape[0] + m[0] + m[1], ink.shape[1] + m[2] + m[3])
+    return _place(ink, shape, m[0], m[2])
+
+
+def form_box(x, rng):
+    """The digit written in a printed box, the field cut out around the box."""
+    s = rng.uniform(3, 5)
+    cover = _margin_page(x, rng, s, (int(2 * s), int(6 * s)))
+    h, w = cover.shape
+    t = int(rng.integers(1, 4))
+    box = np.zeros_like(cover)
+    box[:t], box[-t:], box[:, :t], box[:, -t:] = 1, 1, 1, 1
+    pad = int(rng.integers(0, 3 * s))
+    box = np.pad(box, pad)
+    cover = np.pad(cover, pad)
+    page = _on_paper(cover, paper=rng.uniform(225, 250))
+    page = np.minimum(page, _on_paper(box, paper=255, ink=rng.uniform(40, 140)))
+    return _encode(_grey(page))
+
+
+def ruled_paper(x, rng):
+    """Written on ruled paper: printed lines (grey or blue) run through the digit."""
+    s = rng.uniform(3, 5)
+    cover = _margin_page(x, rng, s, (int(2 * s), int(8 * s)))
+    spacing = rng.uniform(0.3, 0.5) * cover.shape[0]
+    lines = _lines(cover.shape, rng, True, spacing, int(rng.integers(1, 3)), rng.uniform(0, spacing),
+                   rng.uniform(-0.01, 0.01))
+    paper = np.array([250, 248, 240], np.float32)
+    line_colour = np.array([150, 170, 210], np.float32) * rng.uniform(0.7, 1.05)
+    ink_colour = np.array([35, 35, 60], np.float32)
+    rgb = paper * (1 - lines[..., None]) + line_colour * lines[..., None]
+    rgb = rgb * (1 - cover[..., None]) + ink_colour * cover[..., None]
+    return _encode(Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB"))
+
+
+def squared_paper(x, rng):
+    """Squared (graph) paper: a grid of light lines through and around the digit."""
+    s = rng.uniform(3, 5)
+    cover = _margin_page(x, rng, s, (int(2 * s), int(8 * s)))
+    spacing = rng.uniform(0.15, 0.3) * cover.shape[0]
+    skew = rng.uniform(-0.01, 0.01)
+    t = int(rng.integers(1, 3))
+    grid = np.maximum(_lines(cover.shape, rng, True, spacing, t, rng.uniform(0, spacing), skew),
+                      _lines(cover.shape, rng, False, spacing, t, rng.uniform(0, spacing), skew))
+    page = _on_paper(grid, paper=rng.uniform(235, 252), ink=rng.uniform(140, 200))
+    page = page * (1 - cover) + 30 * cover
+    return _encode(_grey(page))
+
+
+def light_gradient(x, rng):
+    """A phone photo under light that falls off across the page, or with a soft shadow over part of it."""
+    s = rng.uniform(3, 6)
+    cover = _margin_page(x, rng, s, (int(4 * s), int(14 * s)))
+    h, w = cover.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    a = rng.uniform(0, 2 * np.pi)
+    along = (np.cos(a) * (xx - w / 2) + np.sin(a) * (yy - h / 2)) / max(h, w)  # about -0.7 .. 0.7
+    if rng.random() < 0.5:
+        light = 1.0 - rng.uniform(0.4, 0.65) * np.clip(along + 0.5, 0, 1)  # a gradient
+    else:
+        edge = rng.uniform(-0.3, 0.3)
+        light = 1.0 - rng.uniform(0.35, 0.55) / (1 + np.exp(-(along - edge) * rng.uniform(15, 40)))  # a shadow
+    page = _on_paper(cover, paper=rng.uniform(220, 250), ink=rng.uniform(20, 60)) * light
+    page = page + rng.normal(0, 2.5, page.shape)
+    return _encode(_grey(page))
+
+
+def tight_16(x, rng):
+    """Cut tight to the ink and stretched to fill a 16x16 box (aspect lost), dark on light: a postal scan."""
+    rows, cols = np.flatnonzero(x.max(1) > 40), np.flatnonzero(x.max(0) > 40)
+    crop = Image.fromarray(x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+    small = np.asarray(crop.resize((16, 16), Image.Resampling.BILINEAR), dtype=np.float32) / 255
+    if rng.random() < 0.5:
+        small = (small > 0.35).astype(np.float32)  # thresholded to black and white, as many scanners do
+    return _encode(_grey(_on_paper(small, paper=255, ink=0)))
+
+
+def bold_marker(x, rng):
+    """Heavy marker: strokes several times MNIST's width, the ink covering much of a tight crop."""
+    s = rng.uniform(3, 4)
+    ink = _ink(x, s)
+    r = int(rng.integers(int(1.5 * s), int(3 * s)))
+    disc = Image.fromarray((ink * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(2 * r + 1))
+    cover = np.asarray(disc, np.float32) / 255
+    rows, cols = np.flatnonzero(cover.max(1) > 0.3), np.flatnonzero(cover.max(0) > 0.3)
+    m = int(rng.integers(0, int(2 * s)))
+    cover = cover[max(rows[0] - m, 0) : rows[-1] + 1 + m, max(cols[0] - m, 0) : cols[-1] + 1 + m]
+    return _encode(_grey(_on_paper(cover, paper=rng.uniform(230, 250), ink=rng.uniform(10, 40))))
+
+
+def neighbour_slivers(x, rng):
+    """A field cut into single digits: slivers of the neighbouring characters at the left and right edges."""
+    s = rng.uniform(3, 4)
+    ink = _ink(x, s)
+
+    def ink_cols(a):
+        cols = np.flatnonzero(a.max(0) > 0.3)
+        return a[:, cols[0] : cols[-1] + 1]
+
+    digit = ink_cols(ink)
+    h, w = digit.shape
+    neighbours = [ink_cols(_ink(np.rot90(x, 2), s)), ink_cols(_ink(x[:, ::-1], s))]  # other shapes, same pen
+    gap = [int(rng.integers(int(0.15 * w) + 1, int(0.4 * w) + 2)) for _ in range(2)]
+    part = [max(2, int(rng.uniform(0.1, 0.3) * n.shape[1])) for n in neighbours]
+    cover = np.concatenate([neighbours[0][:, -part[0] :], np.zeros((h, gap[0]), np.float32), digit,
+                            np.zeros((h, gap[1]), np.float32), neighbours[1][:, : part[1]]], axis=1)
+    return _encode(_grey(_on_paper(cover, paper=rng.uniform(230, 250))))
+
+
+def specks_and_dirt(x, rng):
+    """Scanner dust and dirt: specks of several sizes and a faint grey smudge beside the digit."""
+    s = rng.uniform(3, 5)
+    cover = _margin_page(x, rng, s, (int(3 * s), int(10 * s)))
+    h, w = cover.shape
+    dirt = np.zeros_like(cover)
+    yy, xx = np.mgrid[0:h, 0:w]
+    for _ in range(int(rng.integers(5, 30))):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.5, 0.012 * max(h, w) + 1)
+        dirt = np.maximum(dirt, ((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r) * rng.uniform(0.5, 1))
+    cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.05, 0.15) * max(h, w)
+    dirt = np.maximum(dirt, 0.2 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r)))
+    page = _on_paper(np.maximum(cover, dirt), paper=rng.uniform(225, 250))
+    return _encode(_grey(page))
+
+
+def pencil_grey_paper(x, rng):
+    """Pencil on grey recycled paper: low contrast, grainy strokes."""
+    s = rng.uniform(3, 5)
+    cover = _margin_page(x, rng, s, (int(2 * s), int(8 * s)))
+    grain = np.clip(rng.normal(1.0, 0.25, cover.shape), 0.3, 1.3)
+    paper = rng.uniform(140, 190)
+    ink = paper - rng.uniform(0.3, 0.45) * paper
+    page = _on_paper(np.clip(cover * grain, 0, 1), paper=paper, ink=ink) + rng.normal(0, 3, cover.shape)
+    return _encode(_grey(page))
+
+
+INKS = np.array([[200, 30, 30], [20, 110, 40], [30, 50, 170], [110, 30, 140], [20, 20, 20]], np.float32)
+TINTS = np.array([[250, 240, 190], [250, 215, 220], [215, 240, 215], [210, 230, 250], [235, 225, 210]], np.float32)
+
+
+def coloured_ink(x, rng):
+    """Coloured ink (red, green, blue, purple, black) on tinted paper (yellow, pink, green, blue, buff)."""
+    s = rng.uniform(3, 5)
+    cover = _margin_page(x, rng, s, (int(2 * s), int(8 * s)))[..., None]
+    ink = INKS[rng.integers(len(INKS))] * rng.uniform(0.8, 1.1)
+    paper = TINTS[rng.integers(len(TINTS))] + rng.normal(0, 4, 3)
+    rgb = paper * (1 - cover) + ink * cover + rng.normal(0, 3, cover.shape[:2] + (3,))
+    return _encode(Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB"), "JPEG", quality=90)
+
+
+def phone_photo(x, rng, size: tuple[int, int] = (1200, 1600)):
+    """A phone photo of a written digit: large frame, vignetting, colour cast, focus blur, noise, JPEG."""
+    h, w = size
+    s = rng.uniform(0.15, 0.35) * h / 20  # the digit's 20 px box becomes 15-35% of the frame's height
+    ink = _ink(x, s)
+    ih, iw = ink.shape
+    cover = _place(ink, (h, w), int(rng.integers(0, h - ih)), int(rng.integers(0, w - iw)))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    vignette = 1 - rng.uniform(0.2, 0.45) * (((yy - h / 2) / h) ** 2 + ((xx - w / 2) / w) ** 2) * 2
+    cast = np.array([1.0, rng.uniform(0.92, 1.0), rng.uniform(0.8, 0.95)], np.float32)
+    rgb = (_on_paper(cover, paper=rng.uniform(200, 240), ink=rng.uniform(30, 70)) * vignette)[..., None] * cast
+    img = Image.fromarray(np.clip(rgb + rng.normal(0, 4, rgb.shape), 0, 255).astype(np.uint8), "RGB")
+    img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.5)))
+    return _encode(img, "JPEG", quality=int(rng.integers(60, 90)))
+
+
+REAL_KINDS: dict[str, Callable[[np.ndarray, np.random.Generator], bytes]] = {
+    "form box around the digit": form_box,
+    "ruled paper": ruled_paper,
+    "squared paper": squared_paper,
+    "light gradient or shadow": light_gradient,
+    "tight crop stretched to 16x16": tight_16,
+    "bold marker": bold_marker,
+    "neighbour slivers at the edges": neighbour_slivers,
+    "specks and dirt": specks_and_dirt,
+    "pencil on grey paper": pencil_grey_paper,
+    "coloured ink on tinted paper": coloured_ink,
+    "phone photo (blur, noise, JPEG)": phone_photo,
+}
+KINDS.update(REAL_KINDS)
+
+
+# --- Images with no digit: the front end must refuse these (and only these) --------------------------------
+
+
+def blank_paper(rng):
+    h, w = int(rng.integers(40, 300)), int(rng.integers(40, 300))
+    yy = np.mgrid[0:h, 0:w][0] / h
+    page = rng.uniform(200, 250) * (1 - rng.uniform(0, 0.3) * yy) + rng.normal(0, rng.uniform(1, 6), (h, w))
+    return _encode(_grey(page))
+
+
+def lines_only(rng):
+    h, w = int(rng.integers(60, 200)), int(rng.integers(60, 200))
+    kind = rng.integers(3)
+    if kind == 0:  # ruled
+        cover = _lines((h, w), rng, True, rng.uniform(20, 40), int(rng.integers(1, 3)), rng.uniform(0, 20), 0.0)
+    elif kind == 1:  # squared
+        sp = rng.uniform(15, 30)
+        cover = np.maximum(_lines((h, w), rng, True, sp, 1, rng.uniform(0, sp), 0.0),
+                           _lines((h, w), rng, False, sp, 1, rng.uniform(0, sp), 0.0))
+    else:  # an empty form box
+        cover = np.zeros((h, w), np.float32)
+        m, t = int(rng.integers(0, 10)), int(rng.integers(1, 4))
+        cover[m : m + t, m : w - m] = cover[h - m - t : h - m, m : w - m] = 1
+        cover[m : h - m, m : m + t] = cover[m : h - m, w - m - t : w - m] = 1
+    return _encode(_grey(_on_paper(cover, paper=rng.uniform(230, 250), ink=rng.uniform(40, 160))))
+
+
+def specks_only(rng):
+    h, w = int(rng.integers(60, 300)), int(rng.integers(60, 300))
+    yy, xx = np.mgrid[0:h, 0:w]
+    cover = np.zeros((h, w), np.float32)
+    for _ in range(int(rng.integers(3, 25))):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.5, 0.012 * max(h, w) + 1)
+        cover = np.maximum(cover, ((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r).astype(np.float32))
+    return _encode(_grey(_on_paper(cover, paper=rng.uniform(225, 250))))
+
+
+EMPTY_KINDS: dict[str, Callable[[np.random.Generator], bytes]] = {
+    "blank paper": blank_paper,
+    "printed lines only": lines_only,
+    "specks only": specks_only,
+}

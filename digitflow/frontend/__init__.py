@@ -1,0 +1,61 @@
+"""The front end: any grey image -> the 28x28 digit the model sees (OpenCV and NumPy; no framework).
+
+reduce -> polarity -> flatten the light -> Otsu ink mask -> printed lines removed -> only the digit's
+pieces kept -> fitted as MNIST (20x20 box, aspect kept, centred by mass in 28x28). One copy, shared by
+the web, the workers, the CLI, training and the tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from digitflow.frontend.errors import NoDigitFound
+from digitflow.frontend.fit import BOX, CENTRE, SIZE, fit
+from digitflow.frontend.ink import light_ink, reduce, separate, stands_out, to_uint8
+from digitflow.frontend.lines import remove_lines
+from digitflow.frontend.pieces import drop_specks, keep_digit
+
+__all__ = ["to_digit", "is_model_format"]
+
+
+def is_model_format(ink_high: np.ndarray) -> bool:
+    """Already a digit as the model takes it (28x28 on black, fitted and centred): re-fitting it would
+    only resample it, so it passes unchanged (the front end is idempotent on MNIST)."""
+    if ink_high.shape != (SIZE, SIZE) or ink_high.max() == 0:
+        return False
+    rows, cols = np.flatnonzero(ink_high.any(axis=1)), np.flatnonzero(ink_high.any(axis=0))
+    if max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 > BOX + 2:
+        return False
+    if np.count_nonzero(ink_high[[0, -1]]) + np.count_nonzero(ink_high[:, [0, -1]]):
+        return False
+    mass = ink_high.astype(np.float64)
+    ii = np.arange(SIZE, dtype=np.float64)
+    ci, cj = mass.sum(axis=1) @ ii / mass.sum(), mass.sum(axis=0) @ ii / mass.sum()
+    return abs(ci - CENTRE) <= 1.5 and abs(cj - CENTRE) <= 1.5
+
+
+def to_digit(grey: np.ndarray, ink_high: bool | None = None) -> np.ndarray:
+    """Grey image (float in [0,1] or uint8; light = high) -> uint8 [28,28], ink high. Raises NoDigitFound.
+
+    `ink_high` says the polarity when the caller knows it (the API's pixel arrays); else it is decided.
+    """
+    g = reduce(to_uint8(grey))
+    if int(g.max()) - int(g.min()) < 8 or not stands_out(g):
+        raise NoDigitFound("no digit found: the image is blank")
+    light = light_ink(g) if ink_high is None else ink_high
+    if light and is_model_format(g):
+        return g.copy()
+    paper_high = 255 - g if light else g
+    ink = separate(paper_high)
+    if ink is None:
+        raise NoDigitFound("no digit found: no ink stands out from the paper")
+    mask = remove_lines(ink.mask, drop_specks)
+    if not mask.any():
+        raise NoDigitFound("no digit found: the image has only printed lines")
+    mask = keep_digit(mask)
+    if not mask.any():
+        raise NoDigitFound("no digit found: the image has only specks")
+    out = fit(ink.soft(mask))
+    if out is None:
+        raise NoDigitFound("no digit found: the ink vanishes at 28x28")
+    return out

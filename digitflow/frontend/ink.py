@@ -1,0 +1,211 @@
+"""Separate ink from paper (OpenCV): reduce, decide polarity, flatten uneven light, threshold with Otsu.
+
+Otsu's threshold maximises the between-class variance, so it assumes nothing about which class is the
+minority: it holds for a thin pen stroke on a page and for marker ink covering half of a 16x16 scan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+WORK_SIDE = 640  # larger images are reduced to this longest side first: the digit ends up 20 px tall
+MIN_CONTRAST = 0.1  # ink must be at least 10% darker than its paper (faint pencil on grey paper is ~0.3)
+UNEVEN = 0.08  # light that varies by more than 8% across the paper is flattened
+NOISE_SIGMAS = 4.0
+TINY = 24  # px: below this a crop is all digit or all paper; nothing is taken as slow light
+SMALL = 48  # px: crops this small are cut from scans, not photographed on their own: their light is even  # and stand out from the paper's own grain by this many robust standard deviations
+
+
+@dataclass
+class Ink:
+    """The ink of an image: `level` 0-255 (paper 0, ink high), the Otsu `mask`, and the scale of both."""
+
+    level: np.ndarray  # uint8: darkness relative to the local paper
+    mask: np.ndarray  # bool: pixels that belong to the ink class
+    paper: float  # the paper's level in `level` (about 0)
+    strong: float  # the level of solid ink (90th percentile of the ink class)
+    noise: float  # robust standard deviation of the paper's level
+
+    def soft(self, keep: np.ndarray) -> np.ndarray:
+        """Ink intensity in [0,1] inside `keep` (grown by a pixel to keep anti-aliased edges); 0 elsewhere."""
+        grown = cv2.dilate(keep.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        value = (self.level.astype(np.float32) - self.paper) / max(self.strong - self.paper, 1.0)
+        value[~grown | (self.level <= self.paper + 2 * self.noise)] = 0.0
+        return np.clip(value, 0.0, 1.0)
+
+
+def to_uint8(grey: np.ndarray) -> np.ndarray:
+    """A grey image in [0,1] (float) or 0-255 as uint8."""
+    if grey.dtype == np.uint8:
+        return grey
+    return np.clip(np.rint(np.asarray(grey, np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def reduce(grey: np.ndarray) -> np.ndarray:
+    """Shrink by area averaging so that the longest side is at most WORK_SIDE (cheap for 12 MP photos)."""
+    h, w = grey.shape
+    if max(h, w) <= WORK_SIDE:
+        return grey
+    f = WORK_SIDE / max(h, w)
+    return cv2.resize(grey, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+
+
+def otsu(u8: np.ndarray) -> int:
+    t, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return int(t)
+
+
+def _border(a: np.ndarray) -> np.ndarray:
+    if min(a.shape) <= 2:
+        return a.ravel()
+    return np.concatenate([a[0], a[-1], a[1:-1, 0], a[1:-1, -1]])
+
+
+def _relative(grey: np.ndarray) -> np.ndarray:
+    """Grey divided by its blur over a quarter of the image: the light's slow changes taken out (for
+    the polarity and blank decisions; it needs no polarity). Tiny crops are returned as they are."""
+    h, w = grey.shape
+    if min(h, w) < TINY:
+        return grey
+    f = min(1.0, 64 / min(h, w))
+    small = cv2.resize(grey, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    blur = cv2.GaussianBlur(small.astype(np.float32), (0, 0), min(small.shape) / 4, borderType=cv2.BORDER_REPLICATE)
+    blur = cv2.resize(blur, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(128.0 * grey / np.maximum(blur, 1.0), 0, 255).astype(np.uint8)
+
+
+def stands_out(grey: np.ndarray) -> bool:
+    """Is anything darker or lighter than its surroundings by more than the paper's grain and a minimum
+    contrast? Taken on the grey relative to its blur, so blank paper under a gradient or a shadow is blank."""
+    rel = _relative(grey)
+    if min(rel.shape) >= 3:
+        rel = cv2.medianBlur(rel, 3)
+    med = float(np.median(rel))
+    deviation = float(np.abs(rel.astype(np.float32) - med).max())
+    return deviation >= max(MIN_CONTRAST * max(med, 1.0), 1.5 * NOISE_SIGMAS * noise_level(rel))
+
+
+def light_ink(grey: np.ndarray) -> bool:
+    """Light ink on dark paper only if Otsu's dark class holds most of the border *and* most of the area.
+
+    Either cue alone fails on real scans: a bold digit stretched into its box covers much of the border
+    (Semeion: up to 61%), and heavy marker can cover half of the image; both together never did. The
+    decision is taken on the grey relative to its surroundings, so a shadow is not taken for dark paper.
+    """
+    rel = _relative(grey)
+    dark = rel <= otsu(rel)
+    return bool(_border(dark).mean() > 0.5 and dark.mean() > 0.5)
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Stroke width in pixels that three quarters of the ink is no wider than (twice the distance to the
+    paper along the strokes' centre lines, weighted by width): thin printed lines do not pull it down."""
+    if not mask.any():
+        return 1.0
+    dist = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    ridge = mask & (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8)))
+    widths = np.sort(np.maximum(2.0 * dist[ridge] - 1.0, 1.0))
+    share = np.cumsum(widths) / widths.sum()
+    return float(widths[np.searchsorted(share, 0.75)])
+
+
+def _odd(n: float) -> int:
+    return max(3, int(n) | 1)
+
+
+def local_stroke_width(paper_high: np.ndarray) -> float:
+    """Stroke width measured on an adaptive threshold (ink darker than its neighbourhood), which finds the
+    strokes in shadow and in light alike. A stroke wider than half the neighbourhood shows only its
+    outline there, so the neighbourhood is doubled until the strokes measure well inside it."""
+    side = min(paper_high.shape)
+    block = _odd(side / 8)
+    c = MIN_CONTRAST * float(np.median(paper_high))
+    while True:
+        local = cv2.adaptiveThreshold(paper_high, 1, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY_INV, block, c)
+        width = stroke_width(local.astype(bool))
+        if width < block / 4 or block >= side:
+            return width
+        block = _odd(2 * block)
+
+
+def light_is_uneven(paper_high: np.ndarray) -> bool:
+    """Does the light vary across the paper? At a coarse scale, the paper is where a pixel is as light as
+    the brightest around it (a closing half the image wide: inside bold ink that brightest is still ink,
+    and the ink pixels there are much darker than it, so they do not count). The light is uneven when
+    those paper pixels differ by more than UNEVEN (a shadow, a gradient), not for scans and drawings."""
+    h, w = paper_high.shape
+    if min(h, w) < SMALL:
+        return False
+    f = min(1.0, 64 / min(h, w))
+    small = cv2.resize(paper_high, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    k = _odd(min(small.shape) / 2)
+    light = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)),
+                             borderType=cv2.BORDER_REPLICATE)
+    top = float(np.percentile(small, 95))
+    paper = small[small.astype(np.int16) >= light.astype(np.int16) - 0.03 * top]
+    if paper.size == 0:
+        return False
+    lo, mid, hi = np.percentile(paper, [5, 50, 95])
+    return bool(hi - lo > UNEVEN * mid)
+
+
+def flatten(paper_high: np.ndarray) -> np.ndarray:
+    """Darkness relative to the local paper, 0-255: uneven light (a shadow, a gradient) divided out.
+
+    Where the light is even (scans, drawings, small crops) one paper level serves, so bold strokes can
+    never be mistaken for light. Otherwise the paper is estimated by a morphological closing (a max then
+    a min filter) three strokes wide.
+    """
+    p = paper_high
+    if not light_is_uneven(p):
+        light = p > otsu(p)
+        level = float(np.median(p[light])) if light.any() else 255.0
+        background = np.float32(max(level, 1.0))
+    else:
+        k = _odd(3 * local_stroke_width(p))
+        if 2 * k > min(p.shape):  # bold strokes, too wide for a local estimate: one paper level after all
+            light = p > otsu(p)
+            background = np.float32(max(float(np.median(p[light])) if light.any() else 255.0, 1.0))
+        else:
+            closed = cv2.morphologyEx(p, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)),
+                                      borderType=cv2.BORDER_REPLICATE)
+            background = np.maximum(cv2.blur(closed, (k, k)).astype(np.float32), 1.0)
+    dark = (background - p.astype(np.float32)) / background
+    return np.clip(np.rint(dark * 255.0), 0, 255).astype(np.uint8)
+
+
+def noise_level(level: np.ndarray) -> float:
+    """Robust standard deviation of the pixel noise, from the differences of horizontal neighbours: their
+    lower quartile is noise even where edges make up most of a small busy crop (for Gaussian noise the
+    quartile of |difference| is 0.3186 x sqrt(2) sigma), and unlike the paper's spread it ignores content."""
+    if level.shape[1] < 2:
+        return 0.0
+    diff = np.abs(np.diff(level.astype(np.int16), axis=1))
+    return float(np.percentile(diff, 25)) / (0.3186 * np.sqrt(2.0))
+
+
+def _paper_level(level: np.ndarray, t: int) -> float:
+    paper = level[level <= t]
+    return float(np.median(paper)) if paper.size else 0.0
+
+
+def separate(paper_high: np.ndarray) -> Ink | None:
+    """Flatten, then split ink from paper with Otsu; None when nothing stands out from the paper."""
+    level = flatten(paper_high)
+    noise = noise_level(level)
+    if noise > 0.02 * 255 and min(level.shape) >= 16:  # grainy paper or sensor noise: median-filter first
+        level = cv2.medianBlur(level, 3)
+        noise = noise_level(level)
+    t = otsu(level)
+    paper = _paper_level(level, t)
+    t = max(t, int(paper + NOISE_SIGMAS * noise))
+    mask = level > t
+    if not mask.any():
+        return None
+    strong = float(np.percentile(level[mask], 90))
+    if strong - paper < MIN_CONTRAST * 255 or strong - paper < 1.5 * NOISE_SIGMAS * noise:
+        return None
+    return Ink(level=level, mask=mask, paper=paper, strong=strong, noise=noise)
