@@ -49,10 +49,10 @@ def to_digit(grey: np.ndarray, ink_high: bool | None = None) -> np.ndarray:
     ink = separate(paper_high)
     if ink is None:
         raise NoDigitFound("no digit found: no ink stands out from the paper")
-    mask = remove_lines(ink.mask, drop_specks)
+    mask, lines = remove_lines(ink.mask, drop_specks, ink.faint)
     if not mask.any():
         raise NoDigitFound("no digit found: the image has only printed lines")
-    mask = keep_digit(mask)
+    mask = keep_digit(ink.grow(mask, within=~lines))
     if not mask.any():
         raise NoDigitFound("no digit found: the image has only specks")
     out = fit(ink.soft(mask))

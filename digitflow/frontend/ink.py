@@ -25,9 +25,17 @@ class Ink:
 
     level: np.ndarray  # uint8: darkness relative to the local paper
     mask: np.ndarray  # bool: pixels that belong to the ink class
+    faint: np.ndarray  # bool: pixels halfway there (where printed lines, often lighter than ink, are sought)
     paper: float  # the paper's level in `level` (about 0)
     strong: float  # the level of solid ink (90th percentile of the ink class)
     noise: float  # robust standard deviation of the paper's level
+
+    def grow(self, keep: np.ndarray, within: np.ndarray) -> np.ndarray:
+        """Hysteresis: `keep` plus the faint pixels (inside `within`) connected to it, so that faint parts
+        of a stroke rejoin it."""
+        n, labels = cv2.connectedComponents(((self.faint & within) | keep).astype(np.uint8), connectivity=8)
+        hit = np.unique(labels[keep])
+        return np.isin(labels, hit[hit > 0])
 
     def soft(self, keep: np.ndarray) -> np.ndarray:
         """Ink intensity in [0,1] inside `keep` (grown by a pixel to keep anti-aliased edges); 0 elsewhere."""
@@ -208,4 +216,5 @@ def separate(paper_high: np.ndarray) -> Ink | None:
     strong = float(np.percentile(level[mask], 90))
     if strong - paper < MIN_CONTRAST * 255 or strong - paper < 1.5 * NOISE_SIGMAS * noise:
         return None
-    return Ink(level=level, mask=mask, paper=paper, strong=strong, noise=noise)
+    faint = level > paper + max(0.5 * (t - paper), NOISE_SIGMAS * noise)
+    return Ink(level=level, mask=mask, faint=faint, paper=paper, strong=strong, noise=noise)

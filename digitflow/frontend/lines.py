@@ -1,9 +1,9 @@
 """Remove printed straight lines (form boxes, frames, ruled and squared paper, table borders).
 
 A candidate is a long, thin, straight run of ink found by a morphological opening with a line-shaped
-kernel half the image long. It is printed, not a stroke of the digit, when it reaches beyond the rest
-of the ink at both ends (a ruled line through the digit, the sides of a box around it), or stands apart
-from the rest and is at least as long as the digit is wide. When nothing but candidates is left, a
+kernel most of the image long. It is printed, not a stroke of the digit, when both its ends lie in the
+paper and it reaches beyond the rest of the ink at both ends (a ruled line through the digit, the sides
+of a box around it), or stands apart from the rest and is at least as long as the digit is wide. When nothing but candidates is left, a
 single upright one in the middle is the digit (a 1). Strokes that crossed a removed line are rejoined.
 """
 
@@ -20,6 +20,8 @@ SLENDER = 8  # a printed line is at least this many times longer than it is thic
 MAX_THICKNESS = 0.12  # of the image side: thicker runs are bold strokes, not printed lines
 DRIFT_FROM = 48  # px at the detection scale: longer runs may drift by a pixel (a scan skewed by a degree)
 EDGE = 0.03  # of the image side: a line this close to both ends runs from edge to edge
+MIN_PIXELS = 32  # a printed line shorter than this (a 16x16 or 28x28 crop) cannot be told from a stroke
+END = 0.1  # of the line's length: its ends, which must lie in the paper
 BEYOND = 0.1  # of the line's length: how far a printed line reaches past the digit at each end
 
 
@@ -57,7 +59,9 @@ def candidates(mask: np.ndarray) -> list[Line]:
     lines = []
     for horizontal in (True, False):
         side, across = (sw, sh) if horizontal else (sh, sw)
-        length = max(3, round(MIN_LENGTH * side))
+        length = round(MIN_LENGTH * side)
+        if length * (1 / f) < MIN_PIXELS:  # at this size a printed line cannot be told from a stroke
+            continue
         drift = 1 if side >= DRIFT_FROM else 0
         tol = np.ones((1 + 2 * drift, 1) if horizontal else (1, 1 + 2 * drift), np.uint8)
         along = (length, 1) if horizontal else (1, length)
@@ -73,7 +77,7 @@ def candidates(mask: np.ndarray) -> list[Line]:
             part = (labels == i).astype(np.uint8)
             if f < 1.0:
                 part = cv2.resize(part, (w, h), interpolation=cv2.INTER_NEAREST)
-            pixels = part.astype(bool) & grown
+            pixels = cv2.dilate(part, np.ones((3, 3), np.uint8)).astype(bool) & grown  # with its fringe
             box = _box(pixels)
             if box is None:
                 continue
@@ -89,10 +93,25 @@ def _extent(mask: np.ndarray, horizontal: bool) -> tuple[int, int] | None:
     return box[:2] if horizontal else box[2:]
 
 
+def _ends_free(line: Line, rest: np.ndarray) -> bool:
+    """A printed line ends in the paper (or at the image's edge); a digit's stroke ends in another stroke
+    (the bar of a 7 in its stem, the foot of a 2 in its curve), as a ruled line through the digit does not."""
+    near = cv2.dilate(rest.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    tip = max(2, round(END * line.length))
+    for a, b in ((line.start, line.start + tip), (line.end - tip, line.end)):
+        part = line.pixels[:, a:b] if line.horizontal else line.pixels[a:b, :]
+        there = near[:, a:b] if line.horizontal else near[a:b, :]
+        if (part & there).any():
+            return False
+    return True
+
+
 def _is_printed(line: Line, rest: np.ndarray) -> bool:
     span = _extent(rest, line.horizontal)
     if span is None:
         return True
+    if not _ends_free(line, rest):
+        return False
     margin = BEYOND * line.length
     if span[0] - line.start >= margin and line.end - span[1] >= margin:
         return True
@@ -109,28 +128,31 @@ def _the_one(lines: list[Line], shape: tuple[int, int]) -> Line | None:
     return min(upright, key=lambda ln: abs((ln.lo + ln.hi) / 2 - w / 2), default=None)
 
 
-def remove_lines(mask: np.ndarray, is_speck) -> np.ndarray:
-    """The mask without printed lines; `is_speck(mask)` drops what is too small to count as the rest."""
-    lines = candidates(mask)
+def remove_lines(mask: np.ndarray, is_speck, faint: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(the mask without printed lines, the pixels removed); `is_speck(mask)` drops what is too small to
+    count as the rest. Lines are sought in `faint` too (a lower threshold): printed lines are often lighter
+    than ink."""
+    none = np.zeros_like(mask)
+    lines = candidates(mask if faint is None else faint | mask)
     if not lines:
-        return mask
-    covered = np.zeros_like(mask)
+        return mask, none
+    covered = none.copy()
     for ln in lines:
         covered |= ln.pixels
     rest = is_speck(mask & ~covered)
     if not rest.any():
         one = _the_one(lines, mask.shape)
         if one is None:
-            return np.zeros_like(mask)
+            return none, covered
         lines.remove(one)
         rest = one.pixels
     printed = [ln for ln in lines if _is_printed(ln, rest)]
     if not printed:
-        return mask
-    out = mask.copy()
+        return mask, none
+    removed = none.copy()
     for ln in printed:
-        out &= ~ln.pixels
-    return _rejoin(out, printed)
+        removed |= ln.pixels
+    return _rejoin(mask & ~removed, printed), removed
 
 
 def _rejoin(mask: np.ndarray, printed: list[Line]) -> np.ndarray:

@@ -16,6 +16,7 @@ SPECK = 0.04  # of the image's longest side: a piece smaller than this alone is 
 CLOSE_GAP = 0.12  # of the digit's size: pieces this close are broken strokes of the digit
 PART_GAP = 0.3  # of the digit's size: detached parts away from the image's edge
 MIN_PART = 0.03  # of the digit's ink: smaller detached pieces are dirt
+DOMINANT = 2.0  # the digit has at least twice the ink of any other piece inside the image
 SPECK_PART = 0.01  # of the digit's ink: even close by, smaller pieces are specks
 
 
@@ -91,5 +92,9 @@ def keep_digit(mask: np.ndarray) -> np.ndarray:
         box = (min(box[0], x), min(box[1], y), max(box[2], x + pw), max(box[3], y + ph))
         ink += area
     if max(box[2] - box[0], box[3] - box[1]) < _min_size(mask.shape):
+        return np.zeros_like(mask)
+    inside = [p[5] for p in left if not (p[1] == 0 or p[2] == 0 or p[1] + p[3] == w or p[2] + p[4] == h)]
+    small = max(box[2] - box[0], box[3] - box[1]) < LARGE * max(h, w)
+    if small and inside and ink < DOMINANT * max(inside):  # small pieces of one size scattered: specks
         return np.zeros_like(mask)
     return np.isin(labels, [p[0] for p in chosen])
