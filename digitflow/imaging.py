@@ -55,7 +55,8 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     try:
         img.seek(0)  # first frame of an animation
         if img.format == "JPEG" and max(width, height) > 2 * WORK_SIDE:
-            img.draft(img.mode if img.mode in ("L", "RGB") else None, (WORK_SIDE, WORK_SIDE))  # DCT scaling
+            f = WORK_SIDE / max(width, height)  # DCT scaling: decode at 1/2, 1/4 or 1/8 size, no smaller
+            img.draft(img.mode if img.mode in ("L", "RGB") else None, (round(width * f), round(height * f)))
         img.load()
         img = ImageOps.exif_transpose(img)
     except Image.DecompressionBombError as exc:

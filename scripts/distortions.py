@@ -218,10 +218,11 @@ def tight_16(x, rng):
 
 
 def bold_marker(x, rng):
-    """Heavy marker: strokes several times MNIST's width, the ink covering much of a tight crop."""
+    """Heavy marker: strokes a fifth to a third of the digit's height, the ink covering up to half a tight crop
+    (bolder still, the loops fill in and people cannot read them either)."""
     s = rng.uniform(3, 4)
     ink = _ink(x, s)
-    r = int(rng.integers(int(1.5 * s), int(3 * s)))
+    r = int(rng.integers(int(0.5 * s), int(1.5 * s) + 1))
     disc = Image.fromarray((ink * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(2 * r + 1))
     cover = np.asarray(disc, np.float32) / 255
     rows, cols = np.flatnonzero(cover.max(1) > 0.3), np.flatnonzero(cover.max(0) > 0.3)

@@ -11,7 +11,7 @@ import numpy as np
 
 from digitflow.frontend.errors import NoDigitFound
 from digitflow.frontend.fit import BOX, CENTRE, SIZE, fit
-from digitflow.frontend.ink import light_ink, reduce, separate, stands_out, to_uint8
+from digitflow.frontend.ink import light_ink, reduce, relative, separate, stands_out, to_uint8
 from digitflow.frontend.lines import remove_lines
 from digitflow.frontend.pieces import drop_specks, keep_digit
 
@@ -40,11 +40,14 @@ def to_digit(grey: np.ndarray, ink_high: bool | None = None) -> np.ndarray:
     `ink_high` says the polarity when the caller knows it (the API's pixel arrays); else it is decided.
     """
     g = reduce(to_uint8(grey))
-    if int(g.max()) - int(g.min()) < 8 or not stands_out(g):
+    if int(g.max()) - int(g.min()) < 8:
         raise NoDigitFound("no digit found: the image is blank")
-    light = light_ink(g) if ink_high is None else ink_high
-    if light and is_model_format(g):
-        return g.copy()
+    if ink_high is not False and is_model_format(g) and (ink_high or light_ink(g)):
+        return g.copy()  # already as the model takes it: idempotent, no resampling
+    rel = relative(g)
+    light = (light_ink(g) and light_ink(rel)) if ink_high is None else ink_high  # rel: not fooled by shadows
+    if not stands_out(g):
+        raise NoDigitFound("no digit found: the image is blank")
     paper_high = 255 - g if light else g
     ink = separate(paper_high)
     if ink is None:

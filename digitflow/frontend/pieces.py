@@ -10,13 +10,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from digitflow.frontend.ink import labels_in
+
 STROKE_LIKE = 3.5  # a digit's main piece is this many times longer than its strokes are wide (a dot: 2.5)
 LARGE = 0.25  # of the image's longest side: a piece this large is the digit even if compact (bold marker)
 SPECK = 0.04  # of the image's longest side: a piece smaller than this alone is not a digit
 CLOSE_GAP = 0.12  # of the digit's size: pieces this close are broken strokes of the digit
 PART_GAP = 0.3  # of the digit's size: detached parts away from the image's edge
 MIN_PART = 0.03  # of the digit's ink: smaller detached pieces are dirt
-DOMINANT = 2.0  # the digit has at least twice the ink of any other piece inside the image
+DOMINANT = 3.0  # the digit has at least three times the ink of any other piece inside the image
 SPECK_PART = 0.01  # of the digit's ink: even close by, smaller pieces are specks
 
 
@@ -33,7 +35,7 @@ def drop_specks(mask: np.ndarray) -> np.ndarray:
     """The mask without pieces too small to be a digit or part of one on their own."""
     labels, pieces = _pieces(mask)
     keep = [i for i, x, y, w, h, area in pieces if max(w, h) >= _min_size(mask.shape)]
-    return np.isin(labels, keep) if keep else np.zeros_like(mask)
+    return labels_in(labels, keep) if keep else np.zeros_like(mask)
 
 
 def _gap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> int:
@@ -97,4 +99,4 @@ def keep_digit(mask: np.ndarray) -> np.ndarray:
     small = max(box[2] - box[0], box[3] - box[1]) < LARGE * max(h, w)
     if small and inside and ink < DOMINANT * max(inside):  # small pieces of one size scattered: specks
         return np.zeros_like(mask)
-    return np.isin(labels, [p[0] for p in chosen])
+    return labels_in(labels, [p[0] for p in chosen])
