@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from digitflow.frontend.errors import NoDigitFound
-from digitflow.frontend.fit import BOX, CENTRE, SIZE, fit
+from digitflow.frontend.fitting import BOX, CENTRE, SIZE, fit
 from digitflow.frontend.ink import light_ink, reduce, relative, separate, stands_out, to_uint8
 from digitflow.frontend.lines import remove_lines
 from digitflow.frontend.pieces import drop_specks, keep_digit
@@ -24,7 +24,7 @@ def is_model_format(ink_high: np.ndarray) -> bool:
     if ink_high.shape != (SIZE, SIZE) or ink_high.max() == 0:
         return False
     rows, cols = np.flatnonzero(ink_high.any(axis=1)), np.flatnonzero(ink_high.any(axis=0))
-    if max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 > BOX + 2:
+    if abs(max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 - BOX) > 2:  # fitted to the 20x20 box
         return False
     if np.count_nonzero(ink_high[[0, -1]]) + np.count_nonzero(ink_high[:, [0, -1]]):
         return False

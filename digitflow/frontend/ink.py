@@ -144,17 +144,18 @@ def _odd(n: float) -> int:
 
 def local_stroke_width(paper_high: np.ndarray) -> float:
     """Stroke width measured on an adaptive threshold (ink darker than its neighbourhood), which finds the
-    strokes in shadow and in light alike. A stroke wider than half the neighbourhood shows only its
-    outline there, so the neighbourhood is doubled until the strokes measure well inside it."""
+    strokes in shadow and in light alike. A stroke wider than about half the neighbourhood shows only its
+    outline there, so the neighbourhood is doubled for as long as the strokes measure wider for it."""
     side = min(paper_high.shape)
     block = _odd(side / 8)
     c = MIN_CONTRAST * quantile(paper_high, 0.5)
+    width = 0.0
     while True:
         local = cv2.adaptiveThreshold(paper_high, 1, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY_INV, block, c)
-        width = stroke_width(local.astype(bool))
-        if width < block / 4 or block >= side:
-            return width
-        block = _odd(2 * block)
+        wider = stroke_width(local.astype(bool))
+        if wider < 1.25 * width or block >= side:
+            return max(width, wider)
+        width, block = wider, _odd(2 * block)
 
 
 def light_is_uneven(paper_high: np.ndarray) -> bool:

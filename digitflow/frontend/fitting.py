@@ -9,7 +9,8 @@ BOX = 20  # MNIST fits each digit into 20x20 ...
 SIZE = 28  # ... and centres its mass in 28x28
 CENTRE = 14.0  # mean centre of mass of MNIST test digits, in pixel indices (measured: 13.99, 14.01)
 MIN_STROKE = 1.8  # px at 20x20 scale: the median MNIST stroke (10th-90th percentile 1.4-2.7) ...
-MAX_STROKE = 3.6  # ... and marker strokes wider than this (MNIST's widest tenth is 2.7) are eroded towards it
+MAX_STROKE = 3.6  # ... and marker strokes wider than this are eroded ...
+MNIST_WIDE = 2.7  # ... to the width of MNIST's widest tenth
 
 
 def crop(ink: np.ndarray) -> np.ndarray | None:
@@ -47,7 +48,7 @@ def thin(patch: np.ndarray) -> np.ndarray:
     width_after = _stroke_width(patch > 0.5) * scale
     if width_after <= MAX_STROKE:
         return patch
-    size = 2 * int(round((width_after - MAX_STROKE) / scale / 2)) + 1
+    size = 2 * int(round((width_after - MNIST_WIDE) / scale / 2)) + 1
     if size < 3:
         return patch
     eroded = cv2.erode(patch, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
