@@ -14,6 +14,7 @@ Usage (from the repository root, with the service's virtual environment):
 
 Sections (--sections, comma separated; default all):
   engine     the shipped model in-process, ONNX Runtime and Keras, batch 1/32/256; the seed architecture beside it
+  frontend   decode + front end alone, CPU per image, one process: 28x28 MNIST PNGs, 28x28 and 16x16 scans, a 12 MP JPEG photo
   pipeline   decode + normalise + model (worker/pipeline.py) on the 10,000 MNIST test PNGs, one process per core
   bulk       a ZIP of those PNGs via POST /api/v1/jobs, polled to completion: images/s, ratio, accuracy
   drawings   1,000 POST /api/v1/predict at concurrency 1, 8 and 32: p50/p90/p99, requests/s, load-generator CPU
@@ -69,7 +70,7 @@ from digitflow.contract import load_card  # noqa: E402
 from digitflow.imaging import to_png  # noqa: E402
 from digitflow.settings import get_settings  # noqa: E402
 
-SECTIONS = ("engine", "pipeline", "bulk", "drawings", "peers", "resources", "scaling")
+SECTIONS = ("engine", "frontend", "pipeline", "bulk", "drawings", "peers", "resources", "scaling")
 PEERS_DIR = ROOT / "scripts" / "bench_peers"
 SPAWN = mp.get_context("spawn")  # never fork a process that may have TensorFlow or threads loaded
 
@@ -78,6 +79,7 @@ TARGETS = {
     "bulk_ratio_min": 0.75, "bulk_ratio_aim": 0.9, "bulk_ips_min": 2500, "bulk_ips_aim": 4000,
     "p50_max_ms": 10, "p99_max_ms": 40, "c32_rps_min": 500, "c32_rps_aim": 1000,
     "vs_keras_loop": 20, "vs_one_task": 5, "worker_rss_mb": 300, "web_growth_mb": 64,
+    "png28_cpu_ms": 0.3, "jpeg12mp_cpu_ms": 30,  # issue 13: the front end's cost
 }
 
 
@@ -890,6 +892,36 @@ def profile_run(svc: Service, zip_path: Path, bodies: list[bytes], out_dir: Path
 # ------------------------------------------------------------------------------------------------
 # report
 # ------------------------------------------------------------------------------------------------
+def frontend_child(pngs: list[bytes], repeats: int, smoke: bool) -> list[dict]:
+    """CPU time per image of decode + front end (digitflow.imaging.normalise_bytes), median of repeats."""
+    from distortions import dark_on_light, phone_photo, tight_16
+
+    from digitflow.imaging import normalise_bytes
+    from model_training.data import load_test_split
+
+    x, _ = load_test_split(mnist_dir())
+    rng = np.random.default_rng(0)
+    n = 50 if smoke else 2000
+    cases = {
+        "28x28 MNIST test PNGs (light ink on black, already fitted)": pngs[:n],
+        "28x28 scans, dark ink on light paper (MNIST inverted)": [dark_on_light(d, rng) for d in x[:n]],
+        "16x16 tight crops stretched to the box (postal-scan style)": [tight_16(d, rng) for d in x[:n]],
+        "12 MP phone photo, JPEG (4032x3024)": [phone_photo(d, rng, size=(3024, 4032)) for d in x[: 3 if smoke else 20]],
+    }
+    rows = []
+    for name, data in cases.items():
+        normalise_bytes(data[0])  # warm
+        runs = []
+        for _ in range(repeats):
+            start = time.process_time()
+            for d in data:
+                normalise_bytes(d)
+            runs.append((time.process_time() - start) * 1000 / len(data))
+        rows.append({"case": name, "images": len(data), "bytes": int(np.mean([len(d) for d in data])),
+                     "cpu_ms": statistics.median(runs), "runs": runs})
+    return rows
+
+
 def verdict(ok: bool | None) -> str:
     return "–" if ok is None else ("met" if ok else "**missed**")
 
@@ -931,6 +963,15 @@ def targets(R: dict) -> list[list]:
         r = bulk["images_per_s"] / peers["one_task"]["images_per_s"]
         rows.append(["bulk vs one Celery task per image", f">= {T['vs_one_task']}x", f"{r:,.1f}x",
                      verdict(r >= T["vs_one_task"])])
+    png = next((r for r in R.get("frontend", []) if r["case"].startswith("28x28 MNIST")), None)
+    photo = next((r for r in R.get("frontend", []) if r["case"].startswith("12 MP")), None)
+    if png:
+        rows.append(["front end: CPU per 28x28 PNG (issue 13)", f"<= {T['png28_cpu_ms']} ms", f"{png['cpu_ms']:.3f} ms",
+                     verdict(png["cpu_ms"] <= T["png28_cpu_ms"])])
+    if photo:
+        r = photo
+        rows.append(["front end: CPU per 12 MP JPEG (issue 13)", f"<= {T['jpeg12mp_cpu_ms']} ms", f"{r['cpu_ms']:.1f} ms",
+                     verdict(r["cpu_ms"] <= T["jpeg12mp_cpu_ms"])])
     res = R.get("resources")
     if res:
         worst = max(rss for k in ("bulk", "interactive") for _, _, rss in res["worker_rss_after_100k"].get(k, []))
@@ -985,6 +1026,15 @@ def render(R: dict, args) -> str:
         body = [[k[0], k[1], k[2]] + [f"{f0(v[b]['images_per_s'])} ({v[b]['ms_per_call']:.2f} ms)" if b in v else "–"
                                       for b in batches] for k, v in by.items()]
         L += [md_table(head, body)]
+
+    if "frontend" in R:
+        L += ["", "## 1b. Front end alone: decode + `digitflow/frontend`, CPU per image", "",
+              "`digitflow.imaging.normalise_bytes` in one process (process CPU time, so the other core's load "
+              "does not count); median of the repeats. The 28x28 PNG case is what bulk jobs of MNIST-style "
+              "digits pay per image; the photo is decoded at 1/8 size by libjpeg's DCT scaling.", ""]
+        L += [md_table(["input", "images", "mean file size", "CPU ms per image", "runs"],
+                       [[r["case"], f"{r['images']:,}", f"{r['bytes']:,} B", f"{r['cpu_ms']:.3f}",
+                         ", ".join(f"{v:.3f}" for v in r["runs"])] for r in R["frontend"]])]
 
     if "pipeline" in R:
         p = R["pipeline"]
@@ -1214,6 +1264,10 @@ def main(argv: list[str] | None = None) -> int:
             for r in R["engine"]:
                 log(f"  {r['model']:<36} {r['backend']:<20} t={r['threads']:<10} batch {r['batch']:>3}: "
                     f"{r['images_per_s']:>9,.0f} images/s  {r['ms_per_call']:7.2f} ms/call")
+        if "frontend" in sections:
+            R["frontend"] = in_child(frontend_child, pngs, repeats, args.smoke)
+            for r in R["frontend"]:
+                log(f"frontend: {r['case']:<60} {r['cpu_ms']:8.3f} ms CPU/image")
         if "pipeline" in sections:
             R["pipeline"] = {"cores": pipeline_rate(model_dir, pngs, y, cores, repeats)}
             if not args.smoke and cores > 1:

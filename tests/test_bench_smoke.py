@@ -19,14 +19,15 @@ def test_bench_smoke(tmp_path):
     env.pop("REDIS_URL", None)  # the script starts its own redis-server and stack
     proc = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "bench.py"), "--smoke", "--out", str(out),
-         "--sections", "engine,pipeline,bulk,drawings"],
+         "--sections", "engine,frontend,pipeline,bulk,drawings"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = out.read_text()
-    for heading in ("## Machine", "## Targets", "## 1. Engine", "## 2. In-process pipeline", "## 3. Bulk end to end",
+    for heading in ("## Machine", "## Targets", "## 1. Engine", "## 1b. Front end alone", "## 2. In-process pipeline", "## 3. Bulk end to end",
                     "## 4. Single drawings end to end"):
         assert heading in report
     assert "| concurrency | p50 |" in report  # the drawings table was printed and written
     assert "| images/s | runs |" in report
+    assert "front end: CPU per 12 MP JPEG" in report  # the front end's cost is measured and judged
     assert "## 3. Bulk end to end" in proc.stdout  # printed as well as written
