@@ -307,6 +307,42 @@ def phone_photo(x, rng, size: tuple[int, int] = (1200, 1600)):
     return _encode(img, "JPEG", quality=int(rng.integers(60, 90)))
 
 
+def stained_paper(x, rng):
+    """Old, yellowed paper with a broad brownish stain (tea, water, age) over part of the page."""
+    s = rng.uniform(3, 5)
+    cover = _margin_page(x, rng, s, (int(3 * s), int(10 * s)))
+    h, w = cover.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+    ry, rx = rng.uniform(0.2, 0.5) * h, rng.uniform(0.2, 0.5) * w
+    stain = np.exp(-((((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2) ** 2)) * rng.uniform(0.2, 0.4)
+    paper = np.array([235, 220, 180], np.float32) * (1 - stain[..., None] * np.array([0.5, 0.8, 1.2], np.float32))
+    ink = np.array([60, 40, 30], np.float32)
+    rgb = paper * (1 - cover[..., None]) + ink * cover[..., None] + rng.normal(0, 5, (h, w, 3))
+    return _encode(Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB"), "JPEG", quality=80)
+
+
+def chalk_on_board(x, rng):
+    """Chalk on a blackboard, photographed: light grainy ink on dark paper, light falling off sideways."""
+    s = rng.uniform(4, 6)
+    cover = _margin_page(x, rng, s, (int(4 * s), int(12 * s)))
+    h, w = cover.shape
+    light = 1 - rng.uniform(0.2, 0.45) * np.mgrid[0:h, 0:w][1] / w
+    grain = np.clip(rng.normal(1, 0.3, cover.shape), 0, 1.5)
+    page = (rng.uniform(30, 60) * (1 - cover) + rng.uniform(180, 230) * cover * grain) * light
+    return _encode(_grey(page + rng.normal(0, 4, cover.shape)), "JPEG", quality=75)
+
+
+def small_in_photo(x, rng, size: tuple[int, int] = (900, 1200)):
+    """A photo of a whole sheet with the digit small in it (6-10% of the frame's height)."""
+    h, w = size
+    ink = _ink(x, rng.uniform(0.06, 0.1) * h / 20)
+    ih, iw = ink.shape
+    cover = _place(ink, (h, w), int(rng.integers(0, h - ih)), int(rng.integers(0, w - iw)))
+    page = _on_paper(cover, paper=rng.uniform(200, 230), ink=rng.uniform(30, 70)) + rng.normal(0, 4, (h, w))
+    return _encode(_grey(page).filter(ImageFilter.GaussianBlur(1.0)), "JPEG", quality=80)
+
+
 REAL_KINDS: dict[str, Callable[[np.ndarray, np.random.Generator], bytes]] = {
     "form box around the digit": form_box,
     "ruled paper": ruled_paper,
@@ -319,6 +355,9 @@ REAL_KINDS: dict[str, Callable[[np.ndarray, np.random.Generator], bytes]] = {
     "pencil on grey paper": pencil_grey_paper,
     "coloured ink on tinted paper": coloured_ink,
     "phone photo (blur, noise, JPEG)": phone_photo,
+    "stained, yellowed paper": stained_paper,
+    "chalk on a blackboard (photo)": chalk_on_board,
+    "small digit in a photo of a sheet": small_in_photo,
 }
 KINDS.update(REAL_KINDS)
 

@@ -160,7 +160,7 @@ def local_stroke_width(paper_high: np.ndarray) -> float:
 
 def light_is_uneven(paper_high: np.ndarray) -> bool:
     """Does the light vary across the paper? At a coarse scale, the paper is where a pixel is as light as
-    the brightest around it (a closing half the image wide: inside bold ink that brightest is still ink,
+    the brightest around it (a closing a quarter of the image wide: inside bold ink that brightest is ink,
     and the ink pixels there are much darker than it, so they do not count). The light is uneven when
     those paper pixels differ by more than UNEVEN (a shadow, a gradient), not for scans and drawings."""
     h, w = paper_high.shape
@@ -169,7 +169,7 @@ def light_is_uneven(paper_high: np.ndarray) -> bool:
     f = min(1.0, 64 / min(h, w))
     small = cv2.resize(paper_high, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small, (0, 0), 2.0)  # the paper's grain averaged out: light varies slowly
-    k = _odd(min(small.shape) / 2)
+    k = _odd(min(small.shape) / 4)
     light = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)),
                              borderType=cv2.BORDER_REPLICATE)
     top = quantile(small, 0.95)
@@ -198,7 +198,8 @@ def flatten(paper_high: np.ndarray) -> np.ndarray:
             light = p > otsu(p)
             background = np.float32(max(quantile(p[light], 0.5) if light.any() else 255.0, 1.0))
         else:
-            closed = cv2.morphologyEx(p, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)),
+            smooth = cv2.GaussianBlur(p, (0, 0), 1.0)  # the max filter would otherwise ride on the grain
+            closed = cv2.morphologyEx(smooth, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)),
                                       borderType=cv2.BORDER_REPLICATE)
             background = np.maximum(cv2.blur(closed, (k, k)).astype(np.float32), 1.0)
     dark = (background - p.astype(np.float32)) / background
