@@ -3,8 +3,8 @@
 A candidate is a long, thin, straight run of ink found by a morphological opening with a line-shaped
 kernel most of the image long. It is printed, not a stroke of the digit, when both its ends lie in the
 paper and it reaches beyond the rest of the ink at both ends (a ruled line through the digit, the sides
-of a box around it), or stands apart from the rest and is at least as long as the digit is wide. When nothing but candidates is left, a
-single upright one in the middle is the digit (a 1). Strokes that crossed a removed line are rejoined.
+of a box around it), or stands apart from the rest and is at least as long as the digit is wide. When
+little else is left, a single upright one in the middle is the digit (a 1). Strokes that crossed a removed line are rejoined.
 """
 
 from __future__ import annotations
@@ -120,7 +120,8 @@ def _is_printed(line: Line, rest: np.ndarray) -> bool:
 
 
 def _the_one(lines: list[Line], shape: tuple[int, int]) -> Line | None:
-    """With only candidates left: the upright one nearest the middle, if it is in the middle half (a 1).
+    """The upright candidate nearest the middle, if it is in the middle half: a 1, when there is less
+    other ink than it.
     One that runs from edge to edge is a printed line (a grid), unless it is all there is (a tight crop)."""
     h, w = shape
     upright = [ln for ln in lines if not ln.horizontal and abs((ln.lo + ln.hi) / 2 - w / 2) <= w / 4
@@ -140,12 +141,12 @@ def remove_lines(mask: np.ndarray, is_speck, faint: np.ndarray | None = None) ->
     for ln in lines:
         covered |= ln.pixels
     rest = is_speck(mask & ~covered)
-    if not rest.any():
-        one = _the_one(lines, mask.shape)
-        if one is None:
-            return none, covered
+    one = _the_one(lines, mask.shape)
+    if one is not None and rest.sum() < one.pixels.sum():  # little else but an upright stroke: a 1
         lines.remove(one)
-        rest = one.pixels
+        rest = rest | one.pixels
+    elif not rest.any():
+        return none, covered
     printed = [ln for ln in lines if _is_printed(ln, rest)]
     if not printed:
         return mask, none

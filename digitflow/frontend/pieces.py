@@ -12,7 +12,7 @@ import numpy as np
 
 from digitflow.frontend.ink import labels_in
 
-STROKE_LIKE = 3.5  # a digit's main piece is this many times longer than its strokes are wide (a dot: 2.5)
+STROKE_LIKE = 3.0  # a digit's main piece is this many times longer than its strokes are wide (a dot: 2.5)
 LARGE = 0.25  # of the image's longest side: a piece this large is the digit even if compact (bold marker)
 SPECK = 0.04  # of the image's longest side: a piece smaller than this alone is not a digit
 CLOSE_GAP = 0.12  # of the digit's size: pieces this close are broken strokes of the digit
