@@ -72,13 +72,12 @@ def score(engine: Engine, data: list[bytes], labels: np.ndarray) -> dict:
             "digits": digits, "pred": np.where(refused, -1, pred), "wrong": np.flatnonzero(~right)}
 
 
-def measure(engine: Engine, x: np.ndarray, y: np.ndarray, per_kind: int, seed: int = 0,
-            kinds: dict | None = None) -> list[dict]:
+def measure(engine: Engine, x: np.ndarray, y: np.ndarray, per_kind: int, seed: int = 0) -> list[dict]:
     """Each generated condition on the same seeded sample of MNIST test digits (used by the tests too)."""
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(x))[:per_kind]
     rows = []
-    for kind, make in (kinds or KINDS).items():
+    for kind, make in KINDS.items():
         data = [make(x[i], rng) for i in idx]
         r = score(engine, data, y[idx])
         without = predict(engine, np.stack([naive_input(d) for d in data]))

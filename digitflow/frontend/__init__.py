@@ -13,7 +13,7 @@ from digitflow.frontend.errors import NoDigitFound
 from digitflow.frontend.fitting import BOX, CENTRE, SIZE, fit
 from digitflow.frontend.ink import light_ink, reduce, relative, separate, stands_out, to_uint8
 from digitflow.frontend.lines import remove_lines
-from digitflow.frontend.pieces import drop_specks, keep_digit
+from digitflow.frontend.pieces import keep_digit
 
 __all__ = ["to_digit", "is_model_format"]
 
@@ -42,17 +42,18 @@ def to_digit(grey: np.ndarray, ink_high: bool | None = None) -> np.ndarray:
     g = reduce(to_uint8(grey))
     if int(g.max()) - int(g.min()) < 8:
         raise NoDigitFound("no digit found: the image is blank")
-    if ink_high is not False and is_model_format(g) and (ink_high or light_ink(g)):
+    light = ink_high if ink_high is not None else light_ink(g)
+    if light and is_model_format(g):
         return g.copy()  # already as the model takes it: idempotent, no resampling
-    rel = relative(g)
-    light = (light_ink(g) and light_ink(rel)) if ink_high is None else ink_high  # rel: not fooled by shadows
+    if ink_high is None and light:
+        light = light_ink(relative(g))  # both views must agree: a shadow is not dark paper
     if not stands_out(g):
         raise NoDigitFound("no digit found: the image is blank")
     paper_high = 255 - g if light else g
     ink = separate(paper_high)
     if ink is None:
         raise NoDigitFound("no digit found: no ink stands out from the paper")
-    mask, lines = remove_lines(ink.mask, drop_specks, ink.faint)
+    mask, lines = remove_lines(ink.mask, ink.faint)
     if not mask.any():
         raise NoDigitFound("no digit found: the image has only printed lines")
     mask = keep_digit(ink.grow(mask, within=~lines))

@@ -20,7 +20,7 @@ def crop(ink: np.ndarray) -> np.ndarray | None:
     return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
-def _stroke_width(mask: np.ndarray) -> float:
+def mean_stroke_width(mask: np.ndarray) -> float:
     """Mean stroke width of a binary shape: twice its area over its perimeter (pixel edges)."""
     padded = np.pad(mask, 1)
     perimeter = int((padded[1:, :] != padded[:-1, :]).sum() + (padded[:, 1:] != padded[:, :-1]).sum())
@@ -32,7 +32,7 @@ def thicken(patch: np.ndarray) -> np.ndarray:
     scale = BOX / max(patch.shape)
     if scale >= 1:  # never thinner than drawn
         return patch
-    width_after = _stroke_width(patch > 0.5) * scale
+    width_after = mean_stroke_width(patch > 0.5) * scale
     if width_after >= MIN_STROKE:
         return patch
     size = min(2 * int(round((MIN_STROKE - width_after) / scale / 2)) + 1, 15)
@@ -45,7 +45,7 @@ def thicken(patch: np.ndarray) -> np.ndarray:
 def thin(patch: np.ndarray) -> np.ndarray:
     """Erode marker strokes that would be far bolder than MNIST's once scaled to 20x20 (never to nothing)."""
     scale = BOX / max(patch.shape)
-    width_after = _stroke_width(patch > 0.5) * scale
+    width_after = mean_stroke_width(patch > 0.5) * scale
     if width_after <= MAX_STROKE:
         return patch
     size = 2 * int(round((width_after - MNIST_WIDE) / scale / 2)) + 1

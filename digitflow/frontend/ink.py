@@ -16,9 +16,10 @@ cv2.setNumThreads(1)  # images are small: OpenCV's thread pool costs more than i
 WORK_SIDE = 500  # larger images are reduced to this longest side first (a 12 MP JPEG decodes at 1/8 size)
 MIN_CONTRAST = 0.1  # ink must be at least 10% darker than its paper (faint pencil on grey paper is ~0.3)
 UNEVEN = 0.08  # light that varies by more than 8% across the paper is flattened
-NOISE_SIGMAS = 4.0
+NOISE_SIGMAS = 4.0  # and stand out from the paper's own grain by this many robust standard deviations
 TINY = 24  # px: below this a crop is all digit or all paper; nothing is taken as slow light
-SMALL = 48  # px: crops this small are cut from scans, not photographed on their own: their light is even  # and stand out from the paper's own grain by this many robust standard deviations
+SMALL = 48  # px: crops this small are cut from scans, not photographed on their own: their light is even
+COARSE = 64  # px: the short side at which slow changes of the light are judged
 
 
 @dataclass
@@ -35,7 +36,7 @@ class Ink:
     def grow(self, keep: np.ndarray, within: np.ndarray) -> np.ndarray:
         """Hysteresis: `keep` plus the faint pixels (inside `within`) connected to it, so that faint parts
         of a stroke rejoin it."""
-        n, labels = cv2.connectedComponents(((self.faint & within) | keep).astype(np.uint8), connectivity=8)
+        _, labels = cv2.connectedComponents(((self.faint & within) | keep).astype(np.uint8), connectivity=8)
         return labels_in(labels, np.unique(labels[keep]))
 
     def soft(self, keep: np.ndarray) -> np.ndarray:
@@ -89,14 +90,20 @@ def _border(a: np.ndarray) -> np.ndarray:
     return np.concatenate([a[0], a[-1], a[1:-1, 0], a[1:-1, -1]])
 
 
+def _coarse(a: np.ndarray) -> np.ndarray:
+    """Area-averaged down to a short side of COARSE px (never up): where the light's slow changes are seen."""
+    h, w = a.shape
+    f = min(1.0, COARSE / min(h, w))
+    return cv2.resize(a, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+
+
 def relative(grey: np.ndarray, scale: float = 0.25) -> np.ndarray:
     """Grey divided by its blur over `scale` of the image (a quarter): the light's slow changes taken out
     (for the polarity and blank decisions; it needs no polarity). Tiny crops are returned as they are."""
     h, w = grey.shape
     if min(h, w) < TINY:
         return grey
-    f = min(1.0, 64 / min(h, w))
-    small = cv2.resize(grey, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    small = _coarse(grey)
     blur = cv2.GaussianBlur(small.astype(np.float32), (0, 0), min(small.shape) * scale, borderType=cv2.BORDER_REPLICATE)
     blur = cv2.resize(blur, (w, h), interpolation=cv2.INTER_LINEAR)
     return np.clip(128.0 * grey / np.maximum(blur, 1.0), 0, 255).astype(np.uint8)
@@ -114,15 +121,15 @@ def stands_out(grey: np.ndarray) -> bool:
     return deviation >= max(MIN_CONTRAST * max(med, 1.0), 1.5 * NOISE_SIGMAS * noise_level(rel))
 
 
-def light_ink(rel: np.ndarray) -> bool:
+def light_ink(grey: np.ndarray) -> bool:
     """Light ink on dark paper only if Otsu's dark class holds most of the border *and* most of the area.
 
     Either cue alone fails on real scans: a bold digit stretched into its box covers much of the border
     (Semeion: up to 61%), and heavy marker can cover half of the image; both together never did. The
-    decision is taken on the grey relative to its surroundings (`relative`), so a shadow is not taken
-    for dark paper.
+    front end asks it of the grey and of the grey relative to its surroundings (`relative`), so that a
+    shadow is not taken for dark paper.
     """
-    dark = rel <= otsu(rel)
+    dark = grey <= otsu(grey)
     return bool(_border(dark).mean() > 0.5 and dark.mean() > 0.5)
 
 
@@ -163,12 +170,9 @@ def light_is_uneven(paper_high: np.ndarray) -> bool:
     the brightest around it (a closing a quarter of the image wide: inside bold ink that brightest is ink,
     and the ink pixels there are much darker than it, so they do not count). The light is uneven when
     those paper pixels differ by more than UNEVEN (a shadow, a gradient), not for scans and drawings."""
-    h, w = paper_high.shape
-    if min(h, w) < SMALL:
+    if min(paper_high.shape) < SMALL:
         return False
-    f = min(1.0, 64 / min(h, w))
-    small = cv2.resize(paper_high, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), 2.0)  # the paper's grain averaged out: light varies slowly
+    small = cv2.GaussianBlur(_coarse(paper_high), (0, 0), 2.0)  # the paper's grain averaged out: light varies slowly
     k = _odd(min(small.shape) / 4)
     light = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)),
                              borderType=cv2.BORDER_REPLICATE)
@@ -180,6 +184,12 @@ def light_is_uneven(paper_high: np.ndarray) -> bool:
     return bool(hi - lo > UNEVEN * mid)
 
 
+def _light_level(paper_high: np.ndarray) -> float:
+    """One paper level: the median of Otsu's light class."""
+    light = paper_high > otsu(paper_high)
+    return quantile(paper_high[light], 0.5) if light.any() else 255.0
+
+
 def flatten(paper_high: np.ndarray) -> np.ndarray:
     """Darkness relative to the local paper, 0-255: uneven light (a shadow, a gradient) divided out.
 
@@ -188,20 +198,14 @@ def flatten(paper_high: np.ndarray) -> np.ndarray:
     a min filter) three strokes wide.
     """
     p = paper_high
-    if not light_is_uneven(p):
-        light = p > otsu(p)
-        level = quantile(p[light], 0.5) if light.any() else 255.0
-        background = np.float32(max(level, 1.0))
+    k = _odd(3 * local_stroke_width(p)) if light_is_uneven(p) else 0
+    if not k or 2 * k > min(p.shape):  # even light, or strokes too bold for a local estimate
+        background = np.float32(max(_light_level(p), 1.0))
     else:
-        k = _odd(3 * local_stroke_width(p))
-        if 2 * k > min(p.shape):  # bold strokes, too wide for a local estimate: one paper level after all
-            light = p > otsu(p)
-            background = np.float32(max(quantile(p[light], 0.5) if light.any() else 255.0, 1.0))
-        else:
-            smooth = cv2.GaussianBlur(p, (0, 0), 1.0)  # the max filter would otherwise ride on the grain
-            closed = cv2.morphologyEx(smooth, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)),
-                                      borderType=cv2.BORDER_REPLICATE)
-            background = np.maximum(cv2.blur(closed, (k, k)).astype(np.float32), 1.0)
+        smooth = cv2.GaussianBlur(p, (0, 0), 1.0)  # the max filter would otherwise ride on the grain
+        closed = cv2.morphologyEx(smooth, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)),
+                                  borderType=cv2.BORDER_REPLICATE)
+        background = np.maximum(cv2.blur(closed, (k, k)).astype(np.float32), 1.0)
     dark = (background - p.astype(np.float32)) / background
     return np.clip(np.rint(dark * 255.0), 0, 255).astype(np.uint8)
 
@@ -216,11 +220,6 @@ def noise_level(level: np.ndarray) -> float:
     return quantile(diff, 0.25) / (0.3186 * np.sqrt(2.0))
 
 
-def _paper_level(level: np.ndarray, t: int) -> float:
-    paper = level[level <= t]
-    return quantile(paper, 0.5)
-
-
 def separate(paper_high: np.ndarray) -> Ink | None:
     """Flatten, then split ink from paper with Otsu; None when nothing stands out from the paper."""
     level = flatten(paper_high)
@@ -229,7 +228,7 @@ def separate(paper_high: np.ndarray) -> Ink | None:
         level = cv2.medianBlur(level, 3)
         noise = noise_level(level)
     t = otsu(level)
-    paper = _paper_level(level, t)
+    paper = quantile(level[level <= t], 0.5)
     t = max(t, int(paper + NOISE_SIGMAS * noise))
     mask = level > t
     if not mask.any():

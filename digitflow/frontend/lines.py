@@ -4,7 +4,8 @@ A candidate is a long, thin, straight run of ink found by a morphological openin
 kernel most of the image long. It is printed, not a stroke of the digit, when both its ends lie in the
 paper and it reaches beyond the rest of the ink at both ends (a ruled line through the digit, the sides
 of a box around it), or stands apart from the rest and is at least as long as the digit is wide. When
-little else is left, a single upright one in the middle is the digit (a 1). Strokes that crossed a removed line are rejoined.
+little else is left, a single upright one in the middle is the digit (a 1). Strokes that crossed a
+removed line are rejoined.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from digitflow.frontend.pieces import drop_specks
 
 DETECT_SIDE = 160  # lines are found at this scale, so a line skewed by a degree or two stays one run
 MIN_LENGTH = 0.7  # of the image side: printed lines run across (nearly) the whole field
@@ -120,27 +123,25 @@ def _is_printed(line: Line, rest: np.ndarray) -> bool:
 
 
 def _the_one(lines: list[Line], shape: tuple[int, int]) -> Line | None:
-    """The upright candidate nearest the middle, if it is in the middle half: a 1, when there is less
-    other ink than it.
-    One that runs from edge to edge is a printed line (a grid), unless it is all there is (a tight crop)."""
+    """The upright candidate nearest the middle, if it is in the middle half: a 1, when there is less other
+    ink than it. One that runs from edge to edge is a printed line (a grid), unless it is all there is."""
     h, w = shape
     upright = [ln for ln in lines if not ln.horizontal and abs((ln.lo + ln.hi) / 2 - w / 2) <= w / 4
                and (len(lines) == 1 or ln.start > EDGE * h or ln.end < (1 - EDGE) * h)]
     return min(upright, key=lambda ln: abs((ln.lo + ln.hi) / 2 - w / 2), default=None)
 
 
-def remove_lines(mask: np.ndarray, is_speck, faint: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(the mask without printed lines, the pixels removed); `is_speck(mask)` drops what is too small to
-    count as the rest. Lines are sought in `faint` too (a lower threshold): printed lines are often lighter
-    than ink."""
+def remove_lines(mask: np.ndarray, faint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the mask without printed lines, the pixels removed). Lines are sought in `faint` too (a lower
+    threshold): printed lines are often lighter than ink."""
     none = np.zeros_like(mask)
-    lines = candidates(mask if faint is None else faint | mask)
+    lines = candidates(faint | mask)
     if not lines:
         return mask, none
     covered = none.copy()
     for ln in lines:
         covered |= ln.pixels
-    rest = is_speck(mask & ~covered)
+    rest = drop_specks(mask & ~covered)
     one = _the_one(lines, mask.shape)
     if one is not None and rest.sum() < one.pixels.sum():  # little else but an upright stroke: a 1
         lines.remove(one)

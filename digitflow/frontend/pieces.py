@@ -1,7 +1,7 @@
 """Keep only the digit: drop specks, dirt and slivers of neighbouring characters; keep a broken digit whole.
 
-The digit grows from a seed, the largest stroke-like piece weighted by how central it is, by adding the pieces near
-it: broken strokes close by, detached parts (a 5's top bar) a little further if they are not cut off at
+The digit grows from a seed, the largest stroke-like piece weighted by how central it is, by adding the
+pieces near it: broken strokes close by, detached parts (a 5's top bar) a little further if they are not cut off at
 the image's edge, where a neighbour's sliver would be.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from digitflow.frontend.fitting import mean_stroke_width
 from digitflow.frontend.ink import labels_in
 
 STROKE_LIKE = 3.0  # a digit's main piece is this many times longer than its strokes are wide (a dot: 2.5)
@@ -48,9 +49,13 @@ def _stroke_like(labels: np.ndarray, piece) -> bool:
     i, x, y, w, h, area = piece
     if max(w, h) < 3:
         return False
-    shape = np.pad(labels[y : y + h, x : x + w] == i, 1)
-    perimeter = int((shape[1:] != shape[:-1]).sum() + (shape[:, 1:] != shape[:, :-1]).sum())
-    return max(w, h) >= STROKE_LIKE * 2.0 * area / max(perimeter, 1)
+    return max(w, h) >= STROKE_LIKE * mean_stroke_width(labels[y : y + h, x : x + w] == i)
+
+
+def _at_edge(piece, w: int, h: int) -> bool:
+    """Cut off by the image's edge (where a neighbour's sliver would be)."""
+    i, x, y, pw, ph, area = piece
+    return x == 0 or y == 0 or x + pw == w or y + ph == h
 
 
 def keep_digit(mask: np.ndarray) -> np.ndarray:
@@ -81,9 +86,8 @@ def keep_digit(mask: np.ndarray) -> np.ndarray:
         for p in left:
             i, x, y, pw, ph, area = p
             g = _gap(box, (x, y, x + pw, y + ph))
-            at_edge = x == 0 or y == 0 or x + pw == w or y + ph == h
             near = (g <= CLOSE_GAP * size and area >= SPECK_PART * ink) or (
-                g <= PART_GAP * size and not at_edge and area >= MIN_PART * ink)
+                g <= PART_GAP * size and not _at_edge(p, w, h) and area >= MIN_PART * ink)
             if near and (best_gap is None or g < best_gap):
                 best, best_gap = p, g
         if best is None:
@@ -95,7 +99,7 @@ def keep_digit(mask: np.ndarray) -> np.ndarray:
         ink += area
     if max(box[2] - box[0], box[3] - box[1]) < _min_size(mask.shape):
         return np.zeros_like(mask)
-    inside = [p[5] for p in left if not (p[1] == 0 or p[2] == 0 or p[1] + p[3] == w or p[2] + p[4] == h)]
+    inside = [p[5] for p in left if not _at_edge(p, w, h)]
     small = max(box[2] - box[0], box[3] - box[1]) < LARGE * max(h, w)
     if small and inside and ink < DOMINANT * max(inside):  # small pieces of one size scattered: specks
         return np.zeros_like(mask)
