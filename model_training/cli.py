@@ -18,6 +18,13 @@ def _setup_logging(log_file: Path | None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", handlers=handlers, force=True)
 
 
+def _default_real_dir() -> str | None:
+    from model_training.scoring import default_real_dir
+
+    found = default_real_dir()
+    return str(found) if found else None
+
+
 def _default_data_dir() -> str | None:
     return os.environ.get("MNIST_DIR") or None
 
@@ -39,6 +46,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         rotation_degrees=args.rotation,
         zoom=args.zoom,
         shift=args.shift,
+        shear=args.shear,
+        aspect=args.aspect,
+        elastic_alpha=args.elastic_alpha,
+        elastic_sigma=args.elastic_sigma,
+        pen=args.pen,
+        gaps=args.gaps,
+        specks=args.specks,
+        styles=args.styles,
+        init_from=args.init_from,
+        monitor=args.monitor,
         train_limit=args.limit,
         patience=args.patience,
         patience_from=args.patience_from,
@@ -81,7 +98,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     _setup_logging(None)
     card = export_run(Path(args.run), Path(args.model_dir), args.data_dir, compare=args.compare,
-                      keep_compared=args.keep_compared)
+                      keep_compared=args.keep_compared, real_dir=Path(args.real_dir) if args.real_dir else None,
+                      calibrate_on=args.calibrate_on)
     print(f"exported {card['architecture']} version {card['version']}: test accuracy {card['test_accuracy']:.4f}")
     return 0
 
@@ -110,6 +128,21 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--rotation", type=float, default=10.0, help="random rotation, +- degrees")
     t.add_argument("--zoom", type=float, default=0.10, help="random zoom, +- fraction")
     t.add_argument("--shift", type=float, default=0.10, help="random translation, +- fraction of width/height")
+    t.add_argument("--shear", type=float, default=0.0, help="random slant, +- degrees")
+    t.add_argument("--aspect", type=float, default=0.0,
+                   help="random stretch: width/height times a factor in [1/(1+A), 1+A]")
+    t.add_argument("--elastic-alpha", type=float, default=0.0,
+                   help="elastic distortion strength in px (Simard et al. 2003 used 34 with sigma 4; 0: off)")
+    t.add_argument("--elastic-sigma", type=float, default=4.0, help="smoothing of the elastic field, px")
+    t.add_argument("--pen", type=float, default=0.0, help="random change of stroke width, +- px")
+    t.add_argument("--gaps", type=float, default=0.0, help="probability of one or two pen skips per image")
+    t.add_argument("--specks", type=float, default=0.0, help="probability of one to three specks per image")
+    t.add_argument("--styles", type=float, default=0.0,
+                   help="probability that a 1 gets a flag (and maybe a foot), a 7 a cross bar")
+    t.add_argument("--init-from", default=None, metavar="FOLDER",
+                   help="start from the weights of this run or model folder (same validation split)")
+    t.add_argument("--monitor", action="append", default=[], metavar="SET",
+                   help="labelled set (ZIP or folder) whose accuracy is logged every epoch (repeatable)")
     t.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (validation accuracy)")
     t.add_argument("--patience-from", type=int, default=0, metavar="EPOCH",
                    help="early stopping counts only epochs after this one (a cosine schedule improves late)")
@@ -143,6 +176,11 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", default=_default_data_dir())
     e.add_argument("--compare", nargs="*", default=[], metavar="RUN",
                    help="other runs (the seed architecture, other candidates) to list beside it in the report")
+    e.add_argument("--real-dir", default=_default_real_dir(),
+                   help="folder of labelled real sets scored in the card and report (env REAL_DATA_DIR; "
+                        "default ../shared/data/real when present)")
+    e.add_argument("--calibrate-on", default="cvl_valid", metavar="SET",
+                   help="labelled set the temperature is fitted on (absent: the run's MNIST validation split)")
     e.add_argument("--keep-compared", action="store_true",
                    help="also list the model being replaced and the runs its card compared with")
     e.set_defaults(func=cmd_export)

@@ -23,11 +23,12 @@ from digitflow.contract import (
     model_version,
     sha256_file,
 )
-from model_training import report
+from model_training import calibration, report
 from model_training.architectures import build, count_macs
-from model_training.data import load_test_split, to_model_input
-from model_training.distill import run_label
+from model_training.data import load_mnist, load_test_split, stratified_split, to_model_input
+from model_training.distill import run_label, training_config
 from model_training.metrics import summary
+from model_training.scoring import load_model, real_sets, score_run, set_digits
 
 log = logging.getLogger("model_training")
 AGREEMENT_TOLERANCE = 1e-4
@@ -54,17 +55,46 @@ def clean_copy(trained: keras.Model) -> keras.Model:
     return fresh
 
 
+MNIST_VALIDATION = "mnist_validation"
+
+
+def calibration_set(name: str, sets: dict[str, Path], run_dir: Path, data_dir: str | None):
+    """(inputs, labels, what it is) to fit the temperature on: a labelled real set (its non-refused
+    images) or, when that set is absent, the run's own MNIST validation split through the front end."""
+    if name in sets:
+        x, y, refused = set_digits(str(sets[name]))
+        return x[~refused], y[~refused], name
+    if data_dir is None:
+        raise ValueError(f"no labelled set {name!r} to calibrate on and no --data-dir for MNIST validation")
+    from model_training.train import serving_digits
+
+    cfg = training_config(run_dir)
+    data = load_mnist(data_dir, require_full=False)
+    _, val_idx = stratified_split(data.y_train, min(cfg["val_size"], len(data.y_train) // 10), cfg["split_seed"])
+    return to_model_input(serving_digits(data.x_train[val_idx])), data.y_train[val_idx].astype(np.int64), MNIST_VALIDATION
+
+
 def export_run(
-    run_dir: Path, model_dir: Path, data_dir: str | None, compare: list[str] | None = None, keep_compared: bool = False
+    run_dir: Path, model_dir: Path, data_dir: str | None, compare: list[str] | None = None, keep_compared: bool = False,
+    real_dir: Path | None = None, calibrate_on: str = "cvl_valid",
 ) -> dict:
-    """Evaluate the run's best checkpoint, export it, write card and report.
+    """Calibrate the run's best checkpoint, export it, write card and report.
 
     `compare`: other runs for the report. `keep_compared`: also list the model being replaced and the
-    comparisons of its card (runs of earlier sessions whose folders are gone).
+    comparisons of its card (runs of earlier sessions whose folders are gone). `real_dir`: labelled real
+    sets scored for the card and report. `calibrate_on`: the set the temperature is fitted on (a real
+    set's name, or MNIST validation when that set is absent).
     """
     run_summary = _summary(run_dir)
-    carried = _carried_comparisons(model_dir) if keep_compared else []
+    sets = real_sets(real_dir)
+    carried = _carried_comparisons(model_dir, sets) if keep_compared else []
     model = clean_copy(keras.models.load_model(run_dir / "best.keras"))
+    x_cal, y_cal, fitted_on = calibration_set(calibrate_on, sets, run_dir, data_dir)
+    raw_cal = np.asarray(model.predict(x_cal, batch_size=1000, verbose=0))
+    temperature = calibration.fit_temperature(raw_cal, y_cal)
+    uncalibrated = {name: _confidence(model, path) for name, path in sets.items()}
+    calibration.fold_into(model, temperature)
+    log.info("temperature %.3f fitted on %s (%d images)", temperature, fitted_on, len(y_cal))
     x_raw, y = load_test_split(data_dir) if data_dir else _keras_test()
     x = to_model_input(x_raw)
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,13 +110,21 @@ def export_run(
         model_dir.mkdir(parents=True, exist_ok=True)
         for name in (KERAS_FILE, ONNX_FILE):
             shutil.copy(staging / name, model_dir / name)
+    real = {name: {**score_run(run_dir, {name: path}, model)[name], "confidence": _confidence(model, path),
+                   "uncalibrated": uncalibrated[name]} for name, path in sets.items()}
+    calibrated = {"temperature": temperature, "fitted_on": fitted_on, "fitted_images": int(len(y_cal)),
+                  "folded_into": "the last Dense layer (kernel and bias divided by the temperature)",
+                  "mnist_test": calibration.confidence_summary(ort_probs, y)}
     rep = model_dir / REPORT_DIR
     rep.mkdir(exist_ok=True)
+    report.reliability_plot({"MNIST test": (ort_probs, y), **{n: _probs(model, p) for n, p in sets.items()}},
+                            rep / "reliability.png", temperature)
     report.training_curves(run_dir / "history.csv", rep / "training_curves.png")
     report.confusion_plot(metrics["confusion_matrix"], rep / "confusion_matrix.png")
     report.misclassified_grid(x_raw, y, ort_probs.argmax(1), rep / "misclassified.png")
-    others = carried + [_run_accuracy(Path(r), x, y) for r in compare or []]
+    others = carried + [_run_accuracy(Path(r), x, y, sets) for r in compare or []]
     card = _card(model, model_dir, run_summary, metrics, diff, others)
+    card["calibration"], card["real_sets"] = calibrated, real
     (model_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     (rep / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (rep / "README.md").write_text(_report_md(card, metrics))
@@ -106,14 +144,29 @@ def _comparison(run: str, info: dict, config: dict, test_accuracy: float, **extr
             "planned_epochs": config["epochs"], **extra}
 
 
-def _run_accuracy(run: Path, x: np.ndarray, y: np.ndarray) -> dict:
+def _probs(model: keras.Model, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and labels of a labelled set's images that the front end accepted."""
+    x, y, refused = set_digits(str(path))
+    return np.asarray(model.predict(x[~refused], batch_size=1000, verbose=0)), y[~refused]
+
+
+def _confidence(model: keras.Model, path: Path) -> dict:
+    return calibration.confidence_summary(*_probs(model, path))
+
+
+def _real_accuracy(model: keras.Model, sets: dict[str, Path]) -> dict:
+    return {name: round(v["accuracy"], 6) for name, v in score_run(Path("."), sets, model).items()}
+
+
+def _run_accuracy(run: Path, x: np.ndarray, y: np.ndarray, sets: dict[str, Path]) -> dict:
     """Another run's best checkpoint, for the comparison table of the report."""
     model = keras.models.load_model(run / "best.keras")
     probs = np.asarray(model.predict(x, batch_size=1000, verbose=0))
     s = _summary(run)
     return _comparison(run_label(run), s, s["config"], float((probs.argmax(1) == y).mean()),
                        teachers=len(s.get("teachers") or []), validation_loss=s["validation_loss"],
-                       swa_from=(s.get("swa") or {}).get("from"), ema=s["config"].get("ema") or 0.0)
+                       swa_from=(s.get("swa") or {}).get("from"), ema=s["config"].get("ema") or 0.0,
+                       real_sets=_real_accuracy(model, sets), init_from=s.get("init_from"))
 
 
 def _summary(run: Path) -> dict:
@@ -124,13 +177,15 @@ def _summary(run: Path) -> dict:
     return s
 
 
-def _carried_comparisons(model_dir: Path) -> list[dict]:
-    """The card now in model_dir: its comparison entries, and its own model as a 'shipped before' entry."""
+def _carried_comparisons(model_dir: Path, sets: dict[str, Path]) -> list[dict]:
+    """The card now in model_dir: its comparison entries, and its own model as a 'shipped before' entry
+    (scored on the real sets now, from its model file)."""
     if not (model_dir / CARD_FILE).exists():
         return []
     card = json.loads((model_dir / CARD_FILE).read_text())
+    real = _real_accuracy(load_model(model_dir), sets) if (model_dir / KERAS_FILE).exists() else {}
     before = _comparison(f"model {card['version']}", card, card["training_config"], card["test_accuracy"],
-                         shipped_before=True, validation_loss=card.get("validation_loss"))
+                         shipped_before=True, validation_loss=card.get("validation_loss"), real_sets=real)
     kept = [c for c in card.get("compared_with") or [] if c.get("run") != before["run"]]
     return kept + [before]
 
@@ -194,6 +249,10 @@ def _swa_md(card: dict) -> list[str]:
     ]
 
 
+def _cell(accuracy: float | None) -> str:
+    return "—" if accuracy is None else f"{accuracy:.4f}"
+
+
 def _why_not(other: dict, card: dict) -> str:
     tie = round(other["validation_accuracy"], 4) == round(card["validation_accuracy"], 4)
     if tie and (other.get("validation_loss") or 0) > card["validation_loss"]:
@@ -207,8 +266,45 @@ def _how_trained(teachers: int | None, ema: float | None, swa_from: str | None) 
             + (f", SWA from {swa_from}" if swa_from else ""))
 
 
+def _real_sets_md(card: dict) -> list[str]:
+    if not card.get("real_sets"):
+        return []
+    sets = ", ".join(f"{n} ({v['n']:,} images, {v['refused']} refused)" for n, v in card["real_sets"].items())
+    return [
+        f"Real labelled sets (by writers MNIST never saw; `../shared/data/real`): {sets}. Accuracy through the",
+        "service's decoding and front end; a refused image counts as wrong. None of them was trained on;",
+        f"{card['calibration']['fitted_on']} chose between runs and settings and fitted the temperature.",
+        "",
+    ]
+
+
+def _calibration_md(card: dict) -> list[str]:
+    cal = card.get("calibration")
+    if not cal:
+        return []
+    rows = [("MNIST test", None, cal["mnist_test"])]
+    rows += [(n, v["uncalibrated"], v["confidence"]) for n, v in (card.get("real_sets") or {}).items()]
+    lines = [
+        "## Calibrated confidence",
+        "",
+        f"Temperature scaling (Guo et al. 2017): T = {cal['temperature']:g}, fitted by maximum likelihood on "
+        f"{cal['fitted_on']} ({cal['fitted_images']:,} images), folded into {cal['folded_into']}: the ONNX file the",
+        "workers load gives calibrated probabilities. ECE: expected calibration error, 15 equal-width bins;",
+        f"low confidence: below {calibration.LOW_CONFIDENCE:g}, the UI's review filter. `reliability.png` shows the diagrams.",
+        "",
+        "| set | ECE before | ECE after | right among the 95% most confident | errors | errors flagged low | flagged low |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, before, after in rows:
+        ece_before = f"{before['ece']:.2%}" if before else "—"
+        lines.append(f"| {name} | {ece_before} | {after['ece']:.2%} | {after['accuracy_top_95pct_confident']:.2%} | "
+                     f"{after['errors']} | {after['errors_flagged_low']} | {after['flagged_low']} |")
+    return lines + [""]
+
+
 def _report_md(card: dict, metrics: dict) -> str:
     shipped_how = _how_trained(0, card["training_config"].get("ema"), (card.get("swa") or {}).get("from"))
+    sets = list(card.get("real_sets") or {})
     lines = [
         "# Evaluation report (canonical MNIST test split, 10,000 images)",
         "",
@@ -222,10 +318,13 @@ def _report_md(card: dict, metrics: dict) -> str:
         "",
         *_distillation_md(card),
         *_swa_md(card),
-        "| model | parameters | MAC/image | epochs | validation acc. | test acc. | misclassified |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        *_real_sets_md(card),
+        "| model | parameters | MAC/image | epochs | validation acc. | test acc. | misclassified |"
+        + "".join(f" {n} |" for n in sets),
+        "| --- | --- | --- | --- | --- | --- | --- |" + " --- |" * len(sets),
         f"| **{card['architecture']}**{shipped_how} (shipped) | {card['parameters']:,} | {card['macs_per_image'] / 1e6:.1f} M | "
-        f"{card['epochs']} | {card['validation_accuracy']:.4f} | **{card['test_accuracy']:.4f}** | {card['test_misclassified']} |",
+        f"{card['epochs']} | {card['validation_accuracy']:.4f} | **{card['test_accuracy']:.4f}** | {card['test_misclassified']} |"
+        + "".join(f" **{card['real_sets'][n]['accuracy']:.4f}** |" for n in sets),
     ]
     for other in card.get("compared_with") or []:
         if other["architecture"] == "seed":
@@ -241,8 +340,9 @@ def _report_md(card: dict, metrics: dict) -> str:
             f"| {role} | {other['parameters']:,} | {other['macs_per_image'] / 1e6:.1f} M | {other['epochs']} | "
             f"{other['validation_accuracy']:.4f} | {other['test_accuracy']:.4f} | "
             f"{round((1 - other['test_accuracy']) * 10000)} |"
+            + "".join(f" {_cell((other.get('real_sets') or {}).get(n))} |" for n in sets)
         )
-    lines += ["", "## Per class", "", "| digit | precision | recall | F1 | support |", "| --- | --- | --- | --- | --- |"]
+    lines += ["", *_calibration_md(card), "## Per class", "", "| digit | precision | recall | F1 | support |", "| --- | --- | --- | --- | --- |"]
     for c, m in metrics["per_class"].items():
         lines.append(f"| {c} | {m['precision']:.4f} | {m['recall']:.4f} | {m['f1']:.4f} | {m['support']} |")
     lines += [
@@ -252,6 +352,7 @@ def _report_md(card: dict, metrics: dict) -> str:
         "- `training_curves.png`: accuracy and loss per epoch (train and validation)",
         "- `confusion_matrix.png`: rows true, columns predicted",
         "- `misclassified.png`: every misclassified test digit with true and predicted label",
+        "- `reliability.png`: accuracy against confidence per bin, MNIST test and each real set, calibrated",
         "",
         f"ONNX and Keras agree on every test image: identical argmax, max |Δp| = {card['onnx_keras_max_abs_diff']:.1e}.",
         "",

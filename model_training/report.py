@@ -59,3 +59,24 @@ def misclassified_grid(x: np.ndarray, y: np.ndarray, pred: np.ndarray, out: Path
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
+
+
+def reliability_plot(sets: dict[str, tuple[np.ndarray, np.ndarray]], out: Path, temperature: float) -> None:
+    """Reliability diagrams: per confidence bin, accuracy against mean confidence (the diagonal is calibrated)."""
+    from model_training.calibration import expected_calibration_error, reliability
+
+    fig, axes = plt.subplots(1, len(sets), figsize=(4 * len(sets), 4), squeeze=False)
+    for ax, (name, (probs, labels)) in zip(axes[0], sets.items(), strict=True):
+        bins = [b for b in reliability(probs, labels) if b["n"]]
+        ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--")
+        ax.bar([b["low"] for b in bins], [b["accuracy"] for b in bins], width=1 / 15, align="edge",
+               edgecolor="black", alpha=0.7, label="accuracy")
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o", color="C3", ms=3,
+                label="mean confidence")
+        ece = expected_calibration_error(probs, labels)
+        ax.set(title=f"{name}: ECE {ece:.2%}", xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+        ax.legend(loc="upper left", fontsize=8)
+    fig.suptitle(f"reliability after temperature scaling (T = {temperature:g})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)

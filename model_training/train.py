@@ -13,8 +13,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from digitflow.frontend import to_digit
+from digitflow.frontend.errors import NoDigitFound
 from model_training import distill
 from model_training.architectures import build, count_macs
+from model_training.augment import Augmentation, augment_batch
 from model_training.data import Mnist, one_hot, stratified_split, to_model_input
 
 log = logging.getLogger("model_training")
@@ -34,8 +37,18 @@ class TrainConfig:
     seed: int = 1234  # weights, shuffling and augmentation
     split_seed: int = 7  # which 5k images validate: fixed, so runs with different seeds compare on one split
     rotation_degrees: float = 10.0  # +-degrees
-    zoom: float = 0.10  # +-fraction of the image size
-    shift: float = 0.10  # +-fraction of the image size, both axes
+    zoom: float = 0.10  # +-fraction of the image size (after the front end's fitting)
+    shift: float = 0.10  # +-fraction of the image size, both axes (after fitting)
+    shear: float = 0.0  # +-degrees of slant
+    aspect: float = 0.0  # width/height changed by a factor up to 1+aspect either way
+    elastic_alpha: float = 0.0  # px, Simard et al.'s alpha (0: off)
+    elastic_sigma: float = 4.0  # px, smoothing of the elastic field
+    pen: float = 0.0  # +-px of stroke width
+    gaps: float = 0.0  # probability of pen skips
+    specks: float = 0.0  # probability of specks near the digit
+    styles: float = 0.0  # probability of a flagged/footed 1 or a crossed 7
+    init_from: str | None = None  # start from this run/model folder's weights (same validation split)
+    monitor: list[str] = field(default_factory=list)  # labelled sets whose accuracy is logged every epoch
     train_limit: int | None = None  # use only the first N training images (smoke tests)
     teachers: list[str] = field(default_factory=list)  # distil from these runs/model folders (distill.py)
     distill_weight: float = 0.4  # share of the teachers' soft target in each training target
@@ -43,16 +56,50 @@ class TrainConfig:
     ema: float = 0.0  # momentum of an exponential moving average of the weights (0: off); validated and saved
 
 
-def augmenter(cfg: TrainConfig) -> keras.Sequential:
-    """Random rotation, zoom and translation; Keras wants rotation as a fraction of a full turn."""
-    return keras.Sequential(
-        [
-            keras.layers.RandomRotation(cfg.rotation_degrees / 360.0, fill_mode="constant", seed=cfg.seed),
-            keras.layers.RandomZoom(cfg.zoom, fill_mode="constant", seed=cfg.seed + 1),
-            keras.layers.RandomTranslation(cfg.shift, cfg.shift, fill_mode="constant", seed=cfg.seed + 2),
-        ],
-        name="augment",
+def augmentation(cfg: TrainConfig) -> Augmentation:
+    return Augmentation(
+        rotation=cfg.rotation_degrees, zoom=cfg.zoom, shift=cfg.shift, shear=cfg.shear, aspect=cfg.aspect,
+        elastic_alpha=cfg.elastic_alpha, elastic_sigma=cfg.elastic_sigma, pen=cfg.pen, gaps=cfg.gaps,
+        specks=cfg.specks, styles=cfg.styles,
     )
+
+
+def serving_digits(x: np.ndarray) -> np.ndarray:
+    """MNIST images as the service's front end hands them to the model (train and serve agree).
+
+    Most pass unchanged (already in model format); the rest are re-fitted. An image the front end
+    would refuse (none in MNIST's training split, measured) is kept as it is.
+    """
+    out = np.empty_like(x)
+    for i, img in enumerate(x):
+        try:
+            out[i] = to_digit(img, ink_high=True)
+        except NoDigitFound:
+            out[i] = img
+    return out
+
+
+class AugmentedBatches(keras.utils.PyDataset):
+    """Shuffled, freshly augmented batches every epoch (OpenCV in two threads beside TensorFlow)."""
+
+    def __init__(self, digits: np.ndarray, labels: np.ndarray, targets: np.ndarray, cfg: TrainConfig):
+        super().__init__(workers=2, use_multiprocessing=False, max_queue_size=16)
+        self.digits, self.labels, self.targets = digits, labels, targets
+        self.batch, self.seed, self.aug = cfg.batch_size, cfg.seed, augmentation(cfg)
+        self.epoch = 0
+        self.order = np.random.default_rng((self.seed, 0)).permutation(len(labels))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.labels) / self.batch)
+
+    def __getitem__(self, i: int):
+        idx = self.order[i * self.batch : (i + 1) * self.batch]
+        rng = np.random.default_rng((self.seed, self.epoch, i))
+        return augment_batch(self.digits[idx], self.labels[idx], self.aug, rng), self.targets[idx]
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self.order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.labels))
 
 
 def cosine_schedule(cfg: TrainConfig):
@@ -94,24 +141,42 @@ def optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
 
 
 def datasets(data: Mnist, cfg: TrainConfig):
-    """tf.data pipelines for the augmented training split and the plain validation split (one-hot targets)."""
+    """The augmented training batches and the plain validation split (one-hot targets), both as the
+    front end gives them."""
     val_size = min(cfg.val_size, len(data.y_train) // 10)  # small data sets (tests) keep 90% for training
     train_idx, val_idx = stratified_split(data.y_train, val_size, cfg.split_seed)
     if cfg.train_limit:
         train_idx = train_idx[: cfg.train_limit]
         val_idx = val_idx[: max(cfg.train_limit // 10, 100)]
-    x = to_model_input(data.x_train)
+    digits = serving_digits(data.x_train[np.concatenate([train_idx, val_idx])])
+    x_train, x_val = digits[: len(train_idx)], digits[len(train_idx) :]
     y = data.y_train.astype(np.int32)
-    aug = augmenter(cfg)
-    train = (
-        tf.data.Dataset.from_tensor_slices((x[train_idx], training_targets(x[train_idx], y[train_idx], cfg)))
-        .shuffle(len(train_idx), seed=cfg.seed, reshuffle_each_iteration=True)
-        .batch(cfg.batch_size)
-        .map(lambda a, b: (aug(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-    val = tf.data.Dataset.from_tensor_slices((x[val_idx], one_hot(y[val_idx]))).batch(512)
+    targets = training_targets(to_model_input(x_train), y[train_idx], cfg)
+    train = AugmentedBatches(x_train, y[train_idx], targets, cfg)
+    val = tf.data.Dataset.from_tensor_slices((to_model_input(x_val), one_hot(y[val_idx]))).batch(512)
     return train, val, len(train_idx), len(val_idx)
+
+
+class MonitorSets(keras.callbacks.Callback):
+    """Accuracy on labelled real sets (through the front end; refused counts as wrong) added to each
+    epoch's logs as `<set>_accuracy`, so history.csv shows them beside MNIST validation."""
+
+    def __init__(self, paths: list[str]):
+        super().__init__()
+        from digitflow.labelled import read_labelled, to_digits
+
+        self.sets = []
+        for path in paths:
+            labelled = read_labelled(path)
+            digits, refused = to_digits(labelled.images)
+            self.sets.append((labelled.name, to_model_input(digits), labelled.labels, refused))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        for name, x, y, refused in self.sets:
+            pred = np.asarray(self.model.predict(x, batch_size=1000, verbose=0)).argmax(1)
+            logs[f"{name}_accuracy"] = float(((pred == y) & ~refused).mean())
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -132,6 +197,9 @@ class EpochLog(keras.callbacks.Callback):
             float(self.model.optimizer.learning_rate),
             time.time() - self.t0,
         )
+        monitored = {k: v for k, v in logs.items() if k.endswith("_accuracy") and k not in ("accuracy", "val_accuracy")}
+        if monitored:
+            log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4f}" for k, v in monitored.items()))
 
 
 def better(candidate: tuple[float, float], best: tuple[float, float] | None) -> bool:
@@ -171,13 +239,26 @@ class BestOnValidation(keras.callbacks.Callback):
         self.state_file.write_text(json.dumps({"best": list(self.best), "wait": self.wait, "epoch": self.best_epoch}))
 
 
+def initial_model(cfg: TrainConfig) -> keras.Model:
+    """A fresh architecture, or the weights of cfg.init_from (which must share the validation split)."""
+    if not cfg.init_from:
+        return build(cfg.architecture)
+    start, start_cfg = distill.load_teacher(cfg.init_from)
+    distill.check_split(cfg.init_from, start_cfg, cfg.split_seed, cfg.val_size)
+    if start.name != cfg.architecture:
+        raise ValueError(f"{cfg.init_from} is a {start.name} model, not {cfg.architecture}")
+    model = build(cfg.architecture)
+    model.set_weights(start.get_weights())
+    return model
+
+
 def train(data: Mnist, cfg: TrainConfig, run_dir: Path) -> dict:
     """Train into run_dir (resumes if run_dir holds a backup); returns a summary dict."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     keras.utils.set_random_seed(cfg.seed)
     train_ds, val_ds, n_train, n_val = datasets(data, cfg)
-    model = build(cfg.architecture)
+    model = initial_model(cfg)
     model.compile(
         optimizer=optimizer(cfg),
         loss="categorical_crossentropy",
@@ -188,6 +269,7 @@ def train(data: Mnist, cfg: TrainConfig, run_dir: Path) -> dict:
         cfg.architecture, model.count_params(), count_macs(model) / 1e6, n_train, n_val, cfg.epochs,
     )
     teachers = [distill.describe(t) for t in cfg.teachers]  # now: a model folder may be replaced during training
+    parent = distill.describe(cfg.init_from) if cfg.init_from else None
     best_on_val = BestOnValidation(run_dir, cfg.patience, cfg.patience_from)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),  # resumable; backs up the raw weights
@@ -195,6 +277,7 @@ def train(data: Mnist, cfg: TrainConfig, run_dir: Path) -> dict:
         # With an EMA, validation and the best checkpoint see the averaged weights (swapped in at each
         # epoch's end, back out at the next one's start): listed before best_on_val, after the backup.
         *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if cfg.ema else []),
+        *([MonitorSets(cfg.monitor)] if cfg.monitor else []),  # before the CSV log, which records its figures
         best_on_val,
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         EpochLog(),
@@ -210,6 +293,7 @@ def train(data: Mnist, cfg: TrainConfig, run_dir: Path) -> dict:
         "data_sha256": data.sha256,
         "config": asdict(cfg),
         "teachers": teachers,
+        "init_from": parent,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     log.info("best validation accuracy %.4f; summary in %s", summary["validation_accuracy"], run_dir / "summary.json")

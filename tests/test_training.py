@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from digitflow.contract import sha256_file
 from model_training.data import write_idx
 
 pytestmark = pytest.mark.slow
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def test_train_then_export_produces_a_consistent_model(tmp_path, mnist_test):
@@ -26,19 +28,27 @@ def test_train_then_export_produces_a_consistent_model(tmp_path, mnist_test):
     write_idx(data / "t10k-labels-idx1-ubyte.gz", y[9000:])
     env_cmd = [sys.executable, "-m", "model_training"]
     train = subprocess.run(
-        [*env_cmd, "train", "--data-dir", str(data), "--architecture", "tiny", "--epochs", "1", "--allow-subset",
-         "--runs-dir", str(tmp_path / "runs")],
+        [*env_cmd, "train", "--data-dir", str(data), "--architecture", "tiny", "--epochs", "2", "--batch-size", "32", "--allow-subset",
+         "--runs-dir", str(tmp_path / "runs"), "--elastic-alpha", "20", "--pen", "1", "--shear", "10",
+         "--aspect", "0.3", "--gaps", "0.1", "--specks", "0.1", "--styles", "0.2",
+         "--monitor", str(FIXTURES / "semeion.zip")],
         capture_output=True, text=True, timeout=300,
     )
     assert train.returncode == 0, train.stdout + train.stderr
     run_dir = next((tmp_path / "runs").iterdir())
     for name in ("best.keras", "best.json", "history.csv", "summary.json", "config.json", "train.log"):
         assert (run_dir / name).is_file(), name
-    assert "epoch 1:" in (run_dir / "train.log").read_text()
-    assert json.loads((run_dir / "summary.json").read_text())["best_epoch"] == 1
+    assert "epoch 2:" in (run_dir / "train.log").read_text()
+    assert json.loads((run_dir / "summary.json").read_text())["best_epoch"] in (1, 2)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["elastic_alpha"], config["pen"], config["shear"], config["aspect"], config["styles"]) == (
+        20, 1, 10, 0.3, 0.2)
+    history = (run_dir / "history.csv").read_text().splitlines()
+    assert "semeion_accuracy" in history[0] and len(history) == 3  # the real set scored every epoch
 
     models = tmp_path / "models"
-    export = subprocess.run([*env_cmd, "export", str(run_dir), "--model-dir", str(models), "--data-dir", str(data)],
+    export = subprocess.run([*env_cmd, "export", str(run_dir), "--model-dir", str(models), "--data-dir", str(data),
+                             "--real-dir", str(FIXTURES), "--calibrate-on", "semeion"],
                             capture_output=True, text=True, timeout=300)
     assert export.returncode == 0, export.stdout + export.stderr
     card = json.loads((models / "model_card.json").read_text())
@@ -47,7 +57,12 @@ def test_train_then_export_produces_a_consistent_model(tmp_path, mnist_test):
         assert (models / name).is_file(), name
     assert card["files"] == {n: sha256_file(models / n) for n in ("model.onnx", "model.keras")}
     assert card["version"] == card["files"]["model.onnx"][:12]
-    assert card["architecture"] == "tiny" and card["epochs"] == 1
+    assert card["architecture"] == "tiny" and card["epochs"] == 2
+    # calibrated on the named set; the real sets scored through the front end; the diagrams drawn
+    assert card["calibration"]["fitted_on"] == "semeion" and card["calibration"]["temperature"] > 0
+    assert card["real_sets"]["semeion"]["n"] == 1593 and 0.3 < card["real_sets"]["semeion"]["accuracy"] <= 1
+    assert (models / "report" / "reliability.png").is_file()
+    assert "| semeion |" in (models / "report" / "README.md").read_text()
     assert card["input"]["shape"] == ["N", 28, 28, 1] and card["output"]["shape"] == ["N", 10]
     assert card["onnx_keras_max_abs_diff"] <= 1e-4
     assert 0.5 < card["test_accuracy"] <= 1.0
@@ -62,16 +77,18 @@ def test_train_then_export_produces_a_consistent_model(tmp_path, mnist_test):
                          timeout=300)
     assert swa.returncode == 0, swa.stdout + swa.stderr
     swa_summary = json.loads((next((tmp_path / "swa").iterdir()) / "summary.json").read_text())
-    assert swa_summary["swa"]["from"] == f"model {card['version']}" and swa_summary["epochs"] == 2
+    assert swa_summary["swa"]["from"] == f"model {card['version']}" and swa_summary["epochs"] == 3
 
     # Promoting a newer run keeps the replaced model in the report (its run folder may be long gone).
     again = subprocess.run([*env_cmd, "export", str(run_dir), "--model-dir", str(models), "--data-dir", str(data),
-                            "--keep-compared"], capture_output=True, text=True, timeout=300)
+                            "--keep-compared", "--real-dir", str(FIXTURES)], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
     newer = json.loads((models / "model_card.json").read_text())
     before = [c for c in newer["compared_with"] if c.get("shipped_before")]
     assert [c["run"] for c in before] == [f"model {card['version']}"]
     assert before[0]["test_accuracy"] == card["test_accuracy"]
+    assert before[0]["real_sets"]["semeion"] == round(card["real_sets"]["semeion"]["accuracy"], 6)
+    assert newer["calibration"]["fitted_on"] == "mnist_validation"  # no cvl_valid here: MNIST validation
     assert f"model {card['version']} (shipped before" in (models / "report" / "README.md").read_text()
 
 

@@ -22,9 +22,10 @@ def crop(ink: np.ndarray) -> np.ndarray | None:
 
 def mean_stroke_width(mask: np.ndarray) -> float:
     """Mean stroke width of a binary shape: twice its area over its perimeter (pixel edges)."""
-    padded = np.pad(mask, 1)
-    perimeter = int((padded[1:, :] != padded[:-1, :]).sum() + (padded[:, 1:] != padded[:, :-1]).sum())
-    return 2.0 * float(mask.sum()) / max(perimeter, 1)
+    mask = mask.astype(bool, copy=False)
+    inner = np.count_nonzero(mask[1:] != mask[:-1]) + np.count_nonzero(mask[:, 1:] != mask[:, :-1])
+    border = np.count_nonzero(mask[[0, -1]]) + np.count_nonzero(mask[:, [0, -1]])  # edges on the frame
+    return 2.0 * float(np.count_nonzero(mask)) / max(inner + border, 1)
 
 
 def thicken(patch: np.ndarray) -> np.ndarray:
