@@ -75,8 +75,10 @@ def style_variant(img: np.ndarray, label: int, rng: np.random.Generator) -> np.n
     if label == 1:
         cols = np.flatnonzero(img[top : top + max(2, h // 10)].max(axis=0) > 0.3)
         x0, y0 = int(cols.mean()), top
-        length = h * rng.uniform(0.25, 0.5)
-        angle = math.radians(rng.uniform(20, 55))  # below the horizontal, going left
+        # a flag steeper and shorter than a 7's bar (a flatter, longer one made MNIST 7s read as 1s:
+        # measured 99.52% MNIST validation with 20-55 degrees and 25-50% of the height)
+        length = h * rng.uniform(0.2, 0.4)
+        angle = math.radians(rng.uniform(35, 60))  # below the horizontal, going left
         end = (int(round(x0 - length * math.cos(angle))), int(round(y0 + length * math.sin(angle))))
         cv2.line(out, (x0, y0), end, 1.0, width, cv2.LINE_AA)
         if rng.random() < 0.3:  # a foot

@@ -1,4 +1,4 @@
-"""Command line: python -m model_training train|swa|evaluate|export."""
+"""Command line: python -m model_training train|finetune|swa|evaluate|export."""
 
 from __future__ import annotations
 
@@ -64,6 +64,30 @@ def cmd_train(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         ema=args.ema,
     )
+    _threads(args.threads)
+    data = load_mnist(args.data_dir, require_full=not args.allow_subset)
+    train(data, cfg, run_dir)
+    print(f"run folder: {run_dir}")
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from model_training import distill
+    from model_training.data import load_mnist
+    from model_training.train import TrainConfig, train
+
+    run_dir = Path(args.resume) if args.resume else Path(args.runs_dir) / time.strftime("%Y%m%d-%H%M%S")
+    _setup_logging(run_dir / "train.log")
+    start = distill.training_config(args.start)
+    known = {f.name for f in fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in start.items() if k in known and k in ("architecture", "val_size",
+                                                                                  "split_seed", "batch_size")})
+    cfg.init_from, cfg.labelled, cfg.epochs, cfg.learning_rate = args.start, args.labelled, args.epochs, args.learning_rate
+    cfg.min_learning_rate, cfg.patience, cfg.seed = min(1e-5, args.learning_rate), args.epochs + 1, args.seed
+    cfg.holdout, cfg.replay, cfg.writer_pattern, cfg.monitor = args.holdout, args.replay, args.writer_pattern, args.monitor
+    cfg.train_limit = args.limit
     _threads(args.threads)
     data = load_mnist(args.data_dir, require_full=not args.allow_subset)
     train(data, cfg, run_dir)
@@ -157,6 +181,27 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--allow-subset", action="store_true", help="accept IDX files with fewer than 60k/10k images (tests)")
     t.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run")
     t.set_defaults(func=cmd_train)
+
+    f = sub.add_parser("finetune", help="continue a model or run on labelled sets, replaying MNIST (run folder)")
+    f.add_argument("start", help="model folder (model.keras + card) or run folder (best.keras) to continue")
+    f.add_argument("--labelled", action="append", required=True, metavar="SET",
+                   help="labelled set: ZIP or folder with images and labels.csv (filename,label[,writer]); repeatable")
+    f.add_argument("--data-dir", default=_default_data_dir(), help="folder of the four MNIST IDX files (env MNIST_DIR)")
+    f.add_argument("--epochs", type=int, default=4)
+    f.add_argument("--learning-rate", type=float, default=3e-4, help="peak of the cosine schedule (low: keep MNIST)")
+    f.add_argument("--holdout", type=float, default=0.2,
+                   help="share of the labelled images held out to validate (whole writers where the set names them)")
+    f.add_argument("--writer-pattern", default=None, metavar="REGEX",
+                   help="group 1 of this regex on a file name names its writer (sets without a writer column)")
+    f.add_argument("--replay", type=float, default=1.0, help="MNIST training images replayed per labelled image")
+    f.add_argument("--monitor", action="append", default=[], metavar="SET", help="labelled set scored every epoch")
+    f.add_argument("--seed", type=int, default=1)
+    f.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: all cores)")
+    f.add_argument("--limit", type=int, default=None, help="replay at most N MNIST images (smoke runs)")
+    f.add_argument("--runs-dir", default="runs")
+    f.add_argument("--allow-subset", action="store_true", help="accept IDX files with fewer than 60k/10k images (tests)")
+    f.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted fine-tuning")
+    f.set_defaults(func=cmd_finetune)
 
     s = sub.add_parser("swa", help="stochastic weight averaging: continue a trained run or model, average its weights")
     s.add_argument("start", help="run folder (best.keras) or model folder (model.keras) to continue from")

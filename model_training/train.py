@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from digitflow.frontend import to_digit
 from digitflow.frontend.errors import NoDigitFound
-from model_training import distill
+from model_training import distill, finetune
 from model_training.architectures import build, count_macs
 from model_training.augment import Augmentation, augment_batch
 from model_training.data import Mnist, one_hot, stratified_split, to_model_input
@@ -49,6 +49,10 @@ class TrainConfig:
     styles: float = 0.0  # probability of a flagged/footed 1 or a crossed 7
     init_from: str | None = None  # start from this run/model folder's weights (same validation split)
     monitor: list[str] = field(default_factory=list)  # labelled sets whose accuracy is logged every epoch
+    labelled: list[str] = field(default_factory=list)  # labelled sets trained on (fine-tuning; finetune.py)
+    holdout: float = 0.2  # share of the labelled images (whole writers where known) held out to validate
+    replay: float = 1.0  # MNIST training images replayed per labelled image
+    writer_pattern: str | None = None  # regex whose group 1 names the writer in a labelled file name
     train_limit: int | None = None  # use only the first N training images (smoke tests)
     teachers: list[str] = field(default_factory=list)  # distil from these runs/model folders (distill.py)
     distill_weight: float = 0.4  # share of the teachers' soft target in each training target
@@ -142,39 +146,51 @@ def optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
 
 def datasets(data: Mnist, cfg: TrainConfig):
     """The augmented training batches and the plain validation split (one-hot targets), both as the
-    front end gives them."""
+    front end gives them. With labelled sets (fine-tuning), their training share joins a replayed
+    sample of MNIST and their held-out share joins MNIST validation; `train.held_out` keeps it apart."""
     val_size = min(cfg.val_size, len(data.y_train) // 10)  # small data sets (tests) keep 90% for training
     train_idx, val_idx = stratified_split(data.y_train, val_size, cfg.split_seed)
     if cfg.train_limit:
         train_idx = train_idx[: cfg.train_limit]
         val_idx = val_idx[: max(cfg.train_limit // 10, 100)]
+    lab = finetune.load_labelled(cfg.labelled, cfg.holdout, cfg.split_seed, cfg.writer_pattern) if cfg.labelled else None
+    if lab is not None:
+        train_idx = finetune.replay_sample(train_idx, len(lab.y_train), cfg.replay, cfg.seed)
     digits = serving_digits(data.x_train[np.concatenate([train_idx, val_idx])])
     x_train, x_val = digits[: len(train_idx)], digits[len(train_idx) :]
-    y = data.y_train.astype(np.int32)
-    targets = training_targets(to_model_input(x_train), y[train_idx], cfg)
-    train = AugmentedBatches(x_train, y[train_idx], targets, cfg)
-    val = tf.data.Dataset.from_tensor_slices((to_model_input(x_val), one_hot(y[val_idx]))).batch(512)
-    return train, val, len(train_idx), len(val_idx)
+    y_train, y_val = data.y_train[train_idx].astype(np.int64), data.y_train[val_idx].astype(np.int64)
+    if lab is not None:
+        x_train, y_train = np.concatenate([x_train, lab.x_train]), np.concatenate([y_train, lab.y_train])
+        x_val, y_val = np.concatenate([x_val, lab.x_held]), np.concatenate([y_val, lab.y_held])
+    targets = training_targets(to_model_input(x_train), y_train, cfg)
+    train = AugmentedBatches(x_train, y_train, targets, cfg)
+    train.labelled = lab.sets if lab is not None else []
+    train.held_out = {"held_out": (to_model_input(lab.x_held), lab.y_held, np.zeros(len(lab.y_held), bool)),
+                      "mnist_val": (to_model_input(x_val[: len(val_idx)]), y_val[: len(val_idx)],
+                                    np.zeros(len(val_idx), bool))} if lab is not None and len(lab.y_held) else {}
+    val = tf.data.Dataset.from_tensor_slices((to_model_input(x_val), one_hot(y_val))).batch(512)
+    return train, val, len(y_train), len(y_val)
 
 
 class MonitorSets(keras.callbacks.Callback):
-    """Accuracy on labelled real sets (through the front end; refused counts as wrong) added to each
-    epoch's logs as `<set>_accuracy`, so history.csv shows them beside MNIST validation."""
+    """Accuracy on other sets (labelled real sets through the front end, a fine-tuning's held-out share;
+    refused counts as wrong) added to each epoch's logs as `<name>_accuracy`, so history.csv shows them
+    beside the validation accuracy. sets: name -> (model input, labels, refused)."""
 
-    def __init__(self, paths: list[str]):
+    def __init__(self, sets: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]):
         super().__init__()
-        from digitflow.labelled import read_labelled, to_digits
+        self.sets = sets
 
-        self.sets = []
-        for path in paths:
-            labelled = read_labelled(path)
-            digits, refused = to_digits(labelled.images)
-            self.sets.append((labelled.name, to_model_input(digits), labelled.labels, refused))
+    @classmethod
+    def of_files(cls, paths: list[str]) -> dict:
+        from model_training.scoring import set_digits
+
+        return {Path(p).stem if not Path(p).is_dir() else Path(p).name: set_digits(str(p)) for p in paths}
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        for name, x, y, refused in self.sets:
+        for name, (x, y, refused) in self.sets.items():
             pred = np.asarray(self.model.predict(x, batch_size=1000, verbose=0)).argmax(1)
             logs[f"{name}_accuracy"] = float(((pred == y) & ~refused).mean())
 
@@ -277,7 +293,9 @@ def train(data: Mnist, cfg: TrainConfig, run_dir: Path) -> dict:
         # With an EMA, validation and the best checkpoint see the averaged weights (swapped in at each
         # epoch's end, back out at the next one's start): listed before best_on_val, after the backup.
         *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if cfg.ema else []),
-        *([MonitorSets(cfg.monitor)] if cfg.monitor else []),  # before the CSV log, which records its figures
+        # before the CSV log, which records its figures
+        *([MonitorSets({**train_ds.held_out, **MonitorSets.of_files(cfg.monitor)})]
+          if cfg.monitor or train_ds.held_out else []),
         best_on_val,
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         EpochLog(),
@@ -294,6 +312,7 @@ def train(data: Mnist, cfg: TrainConfig, run_dir: Path) -> dict:
         "config": asdict(cfg),
         "teachers": teachers,
         "init_from": parent,
+        "labelled": train_ds.labelled,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     log.info("best validation accuracy %.4f; summary in %s", summary["validation_accuracy"], run_dir / "summary.json")

@@ -249,3 +249,57 @@ def test_swa_continues_a_run_validates_the_average_and_exports(tmp_path, mnist_t
         other = config_for(start, epochs=1, learning_rate=1e-3, seed=5)
         other.split_seed = 8
         swa(data, start, other, tmp_path / "other-split")
+
+
+def test_finetune_trains_on_a_labelled_set_split_by_writer_and_the_card_names_parent_and_set(tmp_path, mnist_test):
+    import zipfile
+
+    from digitflow.imaging import to_png
+    from model_training.data import Mnist
+    from model_training.train import TrainConfig, train
+
+    x, y = mnist_test
+    data = tmp_path / "mnist"
+    data.mkdir()
+    write_idx(data / "train-images-idx3-ubyte.gz", x[:3000])
+    write_idx(data / "train-labels-idx1-ubyte.gz", y[:3000])
+    write_idx(data / "t10k-images-idx3-ubyte.gz", x[9000:])
+    write_idx(data / "t10k-labels-idx1-ubyte.gz", y[9000:])
+    start = tmp_path / "start"
+    train(Mnist(x[:3000], y[:3000], x[9000:], y[9000:]), TrainConfig(architecture="tiny", epochs=1, batch_size=32), start)
+    # a labelled set as people's corrections would come: scans (dark ink on light paper), ten writers
+    labelled = tmp_path / "corrections.zip"
+    with zipfile.ZipFile(labelled, "w") as z:
+        z.writestr("labels.csv", "filename,label,writer\n" + "".join(
+            f"d{i}.png,{y[i]},w{i % 10}\n" for i in range(5000, 5400)))
+        for i in range(5000, 5400):
+            z.writestr(f"d{i}.png", to_png(255 - x[i]))
+    env_cmd = [sys.executable, "-m", "model_training"]
+    runs = tmp_path / "runs"
+    ft = subprocess.run([*env_cmd, "finetune", str(start), "--labelled", str(labelled), "--data-dir", str(data),
+                         "--epochs", "2", "--allow-subset", "--threads", "1", "--runs-dir", str(runs)],
+                        capture_output=True, text=True, timeout=300)
+    assert ft.returncode == 0, ft.stdout + ft.stderr
+    run = next(runs.iterdir())
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["init_from"].startswith("run ") and summary["config"]["labelled"] == [str(labelled)]
+    (info,) = summary["labelled"]
+    assert info["sha256"] == sha256_file(labelled) and info["images"] == 400 and info["refused"] == 0
+    assert info["split"] == "by writer (10 writers)" and info["held_out"] == 80 and info["train"] == 320
+    history = (run / "history.csv").read_text().splitlines()
+    assert "held_out_accuracy" in history[0] and "mnist_val_accuracy" in history[0]
+    # replayed MNIST (one per labelled image) + the labelled training share; validation adds the held-out writers
+    assert "on 640 images, validating on 381" in (run / "train.log").read_text()
+
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "corrections.zip").write_bytes(labelled.read_bytes())
+    models = tmp_path / "models"
+    export = subprocess.run([*env_cmd, "export", str(run), "--model-dir", str(models), "--data-dir", str(data),
+                             "--real-dir", str(real), "--calibrate-on", "corrections"],
+                            capture_output=True, text=True, timeout=300)
+    assert export.returncode == 0, export.stdout + export.stderr
+    card = json.loads((models / "model_card.json").read_text())
+    assert card["parent"] == summary["init_from"] and card["labelled_sets"][0]["sha256"] == sha256_file(labelled)
+    assert card["real_sets"]["corrections"]["trained_on"] is True
+    assert card["calibration"]["fitted_on"] == "mnist_validation"  # never calibrated on what it learnt from
