@@ -293,7 +293,12 @@ def cmd_status(client: Client, args: argparse.Namespace) -> int:
 
 def write_csv(client: Client, job_id: str, out: str | None) -> None:
     """Stream the job's results CSV to a file, or to stdout when out is None or '-'."""
-    resp = client.call("GET", f"/api/v1/jobs/{job_id}/results.csv", stream=True)
+    download(client, f"/api/v1/jobs/{job_id}/results.csv", out)
+
+
+def download(client: Client, path: str, out: str | None, **params: Any) -> None:
+    """Stream a GET to a file, or to stdout when out is None or '-'."""
+    resp = client.call("GET", path, stream=True, params=params or None)
     with resp:
         if out in (None, "-"):
             for chunk in resp.iter_content(65536):
@@ -308,6 +313,13 @@ def write_csv(client: Client, job_id: str, out: str | None) -> None:
 def cmd_export(client: Client, args: argparse.Namespace) -> int:
     """Write a job's results CSV."""
     write_csv(client, args.job_id, args.output)
+    return 0
+
+
+def cmd_labelled(client: Client, args: argparse.Namespace) -> int:
+    """Write a job's reviewed digits as a labelled set (ZIP), the input of `model_training finetune`."""
+    params = {"min_confidence": args.min_confidence} if args.min_confidence is not None else {}
+    download(client, f"/api/v1/jobs/{args.job_id}/labelled.zip", args.output, **params)
     return 0
 
 
@@ -358,6 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job_id")
     p.add_argument("-o", "--output", metavar="OUT", help="file to write (default: stdout)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("labelled", parents=[common], help="write a job's reviewed digits as a labelled set (ZIP)")
+    p.add_argument("job_id")
+    p.add_argument("-o", "--output", metavar="FILE", required=True, help="ZIP file to write ('-': stdout)")
+    p.add_argument("--min-confidence", type=float, metavar="P",
+                   help="also include unreviewed predictions at or above this confidence")
+    p.set_defaults(func=cmd_labelled)
     return parser
 
 

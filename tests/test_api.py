@@ -69,7 +69,8 @@ def test_zip_job_results_in_input_order_with_pages_csv_and_thumbnails(api, mnist
     assert accuracy >= 0.98
 
     rows = list(csv.DictReader(io.StringIO(requests.get(f"{api}/api/v1/jobs/{job['id']}/results.csv", timeout=30).text)))
-    assert list(rows[0]) == ["index", "filename", "status", "digit", "confidence", "error"]
+    assert list(rows[0]) == ["index", "filename", "status", "digit", "confidence", "label", "corrected", "model_version",
+                            "error"]
     assert len(rows) == n and rows[7]["digit"] == str(y[7])
 
     png = requests.get(f"{api}/api/v1/jobs/{job['id']}/results/5.png", timeout=10)

@@ -108,6 +108,7 @@ def predict():
             "digit": result["digit"],
             "confidence": result["confidence"],
             "probabilities": result["probabilities"],
+            "model_version": result.get("model_version", s.model["version"]),
             "image": "data:image/png;base64," + base64.b64encode(_png(png)).decode(),
             "model": s.model,
             "job_id": job_id,
@@ -173,13 +174,14 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
 
 
 def item_view(item: dict, with_probs: bool) -> dict:
-    result = item["result"]
+    result, label = item["result"], item.get("label")
     view = {"index": item["index"], "filename": item["filename"], "status": "pending", "digit": None,
-            "confidence": None, "error": None}
+            "confidence": None, "error": None, "label": label, "corrected": False, "model_version": None}
     if result is not None and "error" in result:
         view.update(status="error", error=result["error"])
     elif result is not None:
-        view.update(status="done", digit=result["digit"], confidence=result["confidence"])
+        view.update(status="done", digit=result["digit"], confidence=result["confidence"],
+                    corrected=label is not None and label != result["digit"], model_version=result.get("model_version"))
     if with_probs:
         view["probabilities"] = result.get("probabilities") if result and "error" not in result else None
     return view
@@ -218,14 +220,17 @@ def job_csv(job_id: str):
     def rows():
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(["index", "filename", "status", "digit", "confidence", "error"])
+        writer.writerow(["index", "filename", "status", "digit", "confidence", "label", "corrected", "model_version",
+                         "error"])
         for offset in range(0, job["total"], 1000):
             for item in store.results(job_id, offset, 1000):
                 v = item_view(item, False)
                 err = v["error"]["code"] + ": " + v["error"]["message"] if v["error"] else ""
                 writer.writerow([v["index"], safe_cell(v["filename"]), v["status"],
                                  "" if v["digit"] is None else v["digit"],
-                                 "" if v["confidence"] is None else f"{v['confidence']:.6f}", safe_cell(err)])
+                                 "" if v["confidence"] is None else f"{v['confidence']:.6f}",
+                                 "" if v["label"] is None else v["label"], "true" if v["corrected"] else "false",
+                                 v["model_version"] or "", safe_cell(err)])
             yield buf.getvalue()
             buf.seek(0)
             buf.truncate()
@@ -247,3 +252,45 @@ def delete_job(job_id: str):
     job = store.get(job_id) or job
     job["status"] = CANCELLED
     return jsonify(_job_view(job)), 202
+
+
+@bp.put("/jobs/<job_id>/results/<index>/label")
+def set_label(job_id: str, index: str):
+    """A reviewer's label for one result: {"label": 0-9} sets it, {"label": null} clears it."""
+    job = _load(job_id)
+    if not index.isdigit() or int(index) >= job["total"]:
+        raise ApiError(404, "not_found", f"no item {index!r} in this job (it has {job['total']})")
+    if _mimetype() != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send application/json: {\"label\": 0-9 or null}")
+    body = _json_body()
+    if "label" not in body:
+        raise ApiError(400, "bad_request", "send {\"label\": 0-9} or {\"label\": null}")
+    label = body["label"]
+    if label is not None and (isinstance(label, bool) or not isinstance(label, int) or not 0 <= label <= 9):
+        raise ApiError(400, "bad_request", "`label` must be an integer 0-9 or null")
+    store = svc().store
+    result = store.result(job_id, int(index))
+    if result is None or "error" in result:
+        raise ApiError(409, "not_reviewable", "this item has no prediction to review (pending or failed)")
+    store.set_label(job_id, int(index), label)
+    (item,) = store.results(job_id, int(index), 1)
+    return jsonify(item_view(item, False))
+
+
+@bp.get("/jobs/<job_id>/labelled.zip")
+def labelled_zip(job_id: str):
+    """The digits the model saw with their human labels, as a labelled set (images + labels.csv)."""
+    job = _load(job_id)
+    raw = request.args.get("min_confidence")
+    try:
+        floor = None if raw is None else float(raw)
+    except ValueError:
+        floor = -1.0
+    if floor is not None and not 0.0 <= floor <= 1.0:
+        raise ApiError(400, "bad_request", "`min_confidence` must be a number between 0 and 1")
+    from web.labelled_export import labelled_zip as build
+
+    data, count = build(svc().store, job, floor)
+    headers = {"Content-Disposition": f'attachment; filename="digitflow-{job_id}-labelled.zip"',
+               "X-Digitflow-Items": str(count)}
+    return Response(data, mimetype="application/zip", headers=headers)

@@ -26,6 +26,7 @@ JOB = {
         "id": {"type": "string"},
         "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
         "total": {"type": "integer"}, "done": {"type": "integer"}, "failed": {"type": "integer"},
+        "reviewed": {"type": "integer", "description": "items with a human label"},
         "created_at": NULLABLE_STR, "started_at": NULLABLE_STR, "finished_at": NULLABLE_STR, "expires_at": NULLABLE_STR,
         "model": {"$ref": "#/components/schemas/Model"},
         "links": {"type": "object"},
@@ -33,12 +34,16 @@ JOB = {
 }
 ITEM = {
     "type": "object",
-    "required": ["index", "filename", "status", "digit", "confidence", "error"],
+    "required": ["index", "filename", "status", "digit", "confidence", "error", "label", "corrected", "model_version"],
     "properties": {
         "index": {"type": "integer"}, "filename": {"type": "string"},
         "status": {"type": "string", "enum": ["pending", "done", "error"]},
         "digit": {"type": "integer", "nullable": True, "minimum": 0, "maximum": 9},
         "confidence": {"type": "number", "nullable": True},
+        "label": {"type": "integer", "nullable": True, "minimum": 0, "maximum": 9,
+                  "description": "the human label (set or accepted by a reviewer)"},
+        "corrected": {"type": "boolean", "description": "the label differs from the prediction"},
+        "model_version": {"type": "string", "nullable": True, "description": "the model that computed the prediction"},
         "error": {"type": "object", "nullable": True, "required": ["code", "message"],
                   "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
         "probabilities": {"type": "array", "nullable": True, "items": {"type": "number"}},
@@ -52,6 +57,7 @@ PREDICTION = {
         "confidence": {"type": "number"},
         "probabilities": {"type": "array", "items": {"type": "number"}, "minItems": 10, "maxItems": 10},
         "image": {"type": "string", "description": "the 28x28 image the model saw, as a PNG data URL"},
+        "model_version": {"type": "string", "description": "the model that computed this prediction"},
         "model": {"$ref": "#/components/schemas/Model"},
         "job_id": {"type": "string"},
     },
@@ -140,10 +146,30 @@ SPEC = {
                           **_err(*COMMON)},
         }},
         "/api/v1/jobs/{job_id}/results.csv": {"get": {
-            "summary": "All results as CSV (index,filename,status,digit,confidence,error)",
+            "summary": "All results as CSV (index,filename,status,digit,confidence,label,corrected,model_version,error)",
             "parameters": [JOB_ID],
             "responses": {"200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
                           **_err(*COMMON)},
+        }},
+        "/api/v1/jobs/{job_id}/results/{index}/label": {"put": {
+            "summary": "Set (0-9) or clear (null) the human label of one result",
+            "parameters": [JOB_ID, {"name": "index", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["label"],
+                "properties": {"label": {"type": "integer", "minimum": 0, "maximum": 9, "nullable": True}}}}}},
+            "responses": {"200": {"description": "the item with its label", "content": {"application/json": {
+                              "schema": {"$ref": "#/components/schemas/Item"}}}},
+                          "409": {"description": "the item has no prediction (pending or failed)", "content": {
+                              "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                          **_err(400, 413, 415, *COMMON)},
+        }},
+        "/api/v1/jobs/{job_id}/labelled.zip": {"get": {
+            "summary": "The reviewed digits as a labelled set (28x28 PNGs + labels.csv: filename,label,source)",
+            "parameters": [JOB_ID, {"name": "min_confidence", "in": "query", "schema": {
+                "type": "number", "minimum": 0, "maximum": 1},
+                "description": "also include unreviewed predictions at or above this confidence (source: predicted)"}],
+            "responses": {"200": {"description": "ZIP", "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+                          **_err(400, *COMMON)},
         }},
         "/healthz": {"get": {"summary": "The process is up", "security": [],
                              "responses": {"200": {"description": "up", "content": {"application/json": {"schema": {"type": "object"}}}}}}},

@@ -7,6 +7,7 @@ Keys share the hash tag {job_id}, so one job lives on one Redis Cluster slot:
   df:{id}:res       hash   index -> JSON result (digit, confidence, probabilities) or error
   df:{id}:err       hash   index -> 1 for results that are errors (its length is the failed count)
   df:{id}:img       hash   index -> the 784-byte normalised digit the model saw
+  df:{id}:labels    hash   index -> the human label (0-9) a reviewer set or accepted
   df:{id}:tries:{c} string deliveries of chunk c (the poison-message guard)
   df:{id}:by        hash   chunk -> the worker node that stored its results
   df:{id}:notify    list   a token pushed when the job finishes (single predictions wait on it)
@@ -198,6 +199,21 @@ class JobStore:
                 pipe.expire(self.key(job_id, part), self.ttl)
         pipe.execute()
 
+    def set_label(self, job_id: str, index: int, label: int | None) -> None:
+        """A reviewer's label for one item (None clears it); it lives as long as the job."""
+        k = self.key(job_id, "labels")
+        if label is None:
+            self.r.hdel(k, str(index))
+            return
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hset(k, str(index), label)
+        pipe.expireat(k, self._expire_at(job_id))
+        pipe.execute()
+
+    def labels(self, job_id: str) -> dict[int, int]:
+        """Every human label of the job: index -> label."""
+        return {int(k): int(v) for k, v in self.r.hgetall(self.key(job_id, "labels")).items()}
+
     def cancel(self, job_id: str) -> None:
         k = self.key(job_id, "job")
         pipe = self.r.pipeline()
@@ -210,7 +226,7 @@ class JobStore:
 
     def delete(self, job_id: str) -> None:
         chunks = int(self.r.hget(self.key(job_id, "job"), "chunks") or 0)
-        parts = ["job", "names", "res", "err", "img", "notify", "by"]
+        parts = ["job", "names", "res", "err", "img", "labels", "notify", "by"]
         parts += [f"in:{c}" for c in range(chunks)] + [f"tries:{c}" for c in range(chunks)]
         self.r.delete(*(self.key(job_id, p) for p in parts))
         self.forget(job_id)
@@ -247,7 +263,8 @@ class JobStore:
         pipe.hgetall(self.key(job_id, "job"))
         pipe.hlen(self.key(job_id, "res"))
         pipe.hlen(self.key(job_id, "err"))
-        meta, done, failed = pipe.execute()
+        pipe.hlen(self.key(job_id, "labels"))
+        meta, done, failed, reviewed = pipe.execute()
         if not meta:
             return None
         m = {k.decode(): v.decode() for k, v in meta.items()}
@@ -261,6 +278,7 @@ class JobStore:
             "total": int(m["total"]),
             "done": int(done),
             "failed": int(failed),
+            "reviewed": int(reviewed),
             "created_at": ts("created_at"),
             "started_at": ts("started_at"),
             "finished_at": ts("finished_at"),
@@ -274,11 +292,22 @@ class JobStore:
         if not names:
             return []
         indices = [str(offset + i) for i in range(len(names))]
-        raw = self.r.hmget(self.key(job_id, "res"), indices)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hmget(self.key(job_id, "res"), indices)
+        pipe.hmget(self.key(job_id, "labels"), indices)
+        raw, labels = pipe.execute()
         return [
-            {"index": offset + i, "filename": n.decode(), "result": json.loads(r) if r else None}
-            for i, (n, r) in enumerate(zip(names, raw, strict=True))
+            {"index": offset + i, "filename": n.decode(), "result": json.loads(r) if r else None,
+             "label": int(lab) if lab is not None else None}
+            for i, (n, r, lab) in enumerate(zip(names, raw, labels, strict=True))
         ]
+
+    def result(self, job_id: str, index: int) -> dict[str, Any] | None:
+        raw = self.r.hget(self.key(job_id, "res"), str(index))
+        return json.loads(raw) if raw else None
+
+    def images(self, job_id: str, indices: list[int]) -> list[bytes | None]:
+        return self.r.hmget(self.key(job_id, "img"), [str(i) for i in indices]) if indices else []
 
     def single_result(self, job_id: str) -> tuple[dict[str, Any] | None, bytes | None]:
         """The result and normalised digit of a one-image job, in one round trip."""

@@ -21,7 +21,7 @@ def prepare(raw: bytes, max_pixels: int) -> np.ndarray:
 def run_batch(
     engine: Engine, inputs: dict[int, bytes], max_pixels: int, batch_size: int
 ) -> tuple[dict[int, dict[str, Any]], dict[int, bytes]]:
-    """Results by index ({digit, confidence, probabilities} or {error}) and the 784-byte digits."""
+    """Results by index ({digit, model_version, confidence, probabilities} or {error}) and the 784-byte digits."""
     results: dict[int, dict[str, Any]] = {}
     digits: dict[int, np.ndarray] = {}
     for index, raw in inputs.items():
@@ -37,14 +37,16 @@ def run_batch(
         x = np.stack([digits[i] for i in part]).astype(np.float32)[..., None] / 255.0
         probs = engine.predict(x)
         for i, p in zip(part, probs, strict=True):
-            results[i] = record(p)
+            results[i] = record(p, engine.model["version"])
     return results, {i: d.tobytes() for i, d in digits.items()}
 
 
-def record(probs: np.ndarray) -> dict[str, Any]:
+def record(probs: np.ndarray, version: str) -> dict[str, Any]:
+    """One prediction, naming the model version that computed it."""
     digit = int(np.argmax(probs))
     return {
         "digit": digit,
+        "model_version": version,
         "confidence": round(float(probs[digit]), 6),
         "probabilities": [round(float(v), 6) for v in probs],
     }

@@ -46,7 +46,7 @@ class DigitAPI(ls.LitAPI):
         return list(output)
 
     def encode_response(self, output):
-        return record(output)
+        return record(output, self.engine.model["version"])
 
 
 def main() -> None:

@@ -48,4 +48,4 @@ def predict_one(png_b64: str) -> dict:
     """Decode + normalise one image and run the model on a batch of one."""
     digit = prepare(base64.b64decode(png_b64), settings.max_image_pixels)
     x = digit.astype(np.float32)[None, :, :, None] / 255.0
-    return record(engine().predict(x)[0])
+    return record(engine().predict(x)[0], engine().model["version"])
