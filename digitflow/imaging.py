@@ -107,14 +107,41 @@ def to_grey(img: Image.Image) -> np.ndarray:
     return grey * alpha + paper * (1.0 - alpha)
 
 
-def normalise_bytes(data: bytes, max_pixels: int = 40_000_000) -> np.ndarray:
-    """Encoded image bytes -> MNIST-style uint8 [28,28], ink high. Raises ImageError."""
+def decode(data: bytes, max_pixels: int = 40_000_000) -> tuple[Image.Image, np.ndarray]:
+    """Encoded image bytes -> (the opened image, its grey levels). Raises ImageError."""
     img = open_image(data, max_pixels)
     try:
-        grey = to_grey(img)
+        return img, to_grey(img)
     except (ValueError, OSError) as exc:  # a mode Pillow opens but cannot convert
         raise UnsupportedFormat(f"images in mode {img.mode} are not supported: {exc}") from None
-    return to_digit(grey)
+
+
+def normalise_bytes(data: bytes, max_pixels: int = 40_000_000) -> np.ndarray:
+    """Encoded image bytes -> MNIST-style uint8 [28,28], ink high. Raises ImageError."""
+    return to_digit(decode(data, max_pixels)[1])
+
+
+PREVIEW_SIDE = 96  # px, longest side of the preview of an upload kept for review
+PREVIEW_BYTES = 12_288  # a preview is never larger (an upload this small in a browser format is its own preview)
+BROWSER_FORMATS = (b"\x89PNG", b"\xff\xd8", b"GIF8")  # PNG, JPEG, GIF: shown by every browser as they are
+
+
+def preview(data: bytes, img: Image.Image, grey: np.ndarray) -> bytes:
+    """A small picture of the upload for reviewers: the upload itself when it is already small and in a
+    format browsers show, else its grey levels reduced to PREVIEW_SIDE as a JPEG (<= PREVIEW_BYTES)."""
+    if data.startswith(BROWSER_FORMATS) and max(img.size) <= PREVIEW_SIDE and len(data) <= PREVIEW_BYTES:
+        return data
+    import cv2
+
+    g = grey if grey.dtype == np.uint8 else np.clip(grey * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    f = min(1.0, PREVIEW_SIDE / max(g.shape))
+    if f < 1.0:
+        g = cv2.resize(g, (max(1, round(g.shape[1] * f)), max(1, round(g.shape[0] * f))), interpolation=cv2.INTER_AREA)
+    for quality in (85, 60, 30):
+        ok, enc = cv2.imencode(".jpg", g, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if ok and enc.size <= PREVIEW_BYTES:
+            return enc.tobytes()
+    return to_png(np.zeros((1, 1), np.uint8))  # unreachable for 96 px grey; never over the bound
 
 
 def normalise_pixels(pixels: np.ndarray) -> np.ndarray:

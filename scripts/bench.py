@@ -287,7 +287,7 @@ def _pipe_chunk(span: tuple[int, int]) -> list[tuple[int, int]]:
     s = get_settings()
     start, end = span
     inputs = {i: _P["pngs"][i] for i in range(start, end)}
-    results, _ = run_batch(_P["engine"], inputs, s.max_image_pixels, s.batch_size)
+    results = run_batch(_P["engine"], inputs, s.max_image_pixels, s.batch_size).results
     return [(i, r.get("digit", -1)) for i, r in results.items()]
 
 

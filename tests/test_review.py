@@ -122,3 +122,28 @@ def test_labelled_export_round_trips_and_feeds_finetune(api, job, mnist_test, tm
     assert ft.returncode == 0, ft.stdout + ft.stderr
     summary = json.loads((next((tmp_path / "runs").iterdir()) / "summary.json").read_text())
     assert summary["labelled"][0]["images"] == 12 and summary["labelled"][0]["held_out"] + summary["labelled"][0]["train"] == 12
+
+
+def test_every_upload_keeps_a_small_preview_even_when_refused(api, mnist_test):
+    import cv2
+    from PIL import Image
+
+    x, _ = mnist_test
+    big = np.full((1200, 900), 235, np.uint8)  # a phone-sized scan: a large digit on grey paper
+    big[300:860, 200:700] = 255 - cv2.resize(x[0], (500, 560), interpolation=cv2.INTER_LINEAR)
+    ok, jpeg = cv2.imencode(".jpg", big)
+    blank = np.full((300, 300), 250, np.uint8)
+    files = {"small.png": digit_png(x[1]), "photo.jpg": jpeg.tobytes(), "blank.png": digit_png(blank)}
+    r = requests.post(f"{api}/api/v1/jobs", files={"file": ("d.zip", make_zip(files), "application/zip")}, timeout=60)
+    job = wait_job(api, r.json()["id"])
+    items = {it["filename"]: it for it in all_results(api, job["id"])}
+    assert items["blank.png"]["status"] == "error"
+    for name, it in items.items():
+        got = requests.get(f"{api}/api/v1/jobs/{job['id']}/results/{it['index']}/original", timeout=10)
+        assert got.status_code == 200, name
+        assert got.headers["Content-Type"] in ("image/png", "image/jpeg") and len(got.content) <= 12_288
+        shown = Image.open(io.BytesIO(got.content))
+        assert max(shown.size) <= 96
+    small = requests.get(f"{api}/api/v1/jobs/{job['id']}/results/{items['small.png']['index']}/original", timeout=10)
+    assert small.content == files["small.png"]  # already small: the upload itself
+    assert requests.get(f"{api}/api/v1/jobs/{job['id']}/results/99/original", timeout=10).status_code == 404

@@ -212,6 +212,21 @@ def job_result_png(job_id: str, index: int):
     return Response(_png(digit), mimetype="image/png", headers={"Cache-Control": "private, max-age=86400"})
 
 
+_SIGNATURES = ((b"\x89PNG", "image/png"), (b"\xff\xd8", "image/jpeg"), (b"GIF8", "image/gif"), (b"RIFF", "image/webp"))
+
+
+@bp.get("/jobs/<job_id>/results/<int:index>/original")
+def job_result_original(job_id: str, index: int):
+    """A small preview of the upload (longest side <= 96 px), kept for review."""
+    _load(job_id)
+    data = svc().store.preview(job_id, index)
+    if data is None:
+        raise ApiError(404, "not_found", "no preview for this index (pending, a drawing, or out of range)")
+    mime = next((m for sig, m in _SIGNATURES if data.startswith(sig)), "application/octet-stream")
+    return Response(data, mimetype=mime, headers={"Cache-Control": "private, max-age=86400",
+                                                  "X-Content-Type-Options": "nosniff"})
+
+
 @bp.get("/jobs/<job_id>/results.csv")
 def job_csv(job_id: str):
     job = _load(job_id)

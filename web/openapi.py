@@ -145,6 +145,12 @@ SPEC = {
             "responses": {"200": {"description": "PNG", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
                           **_err(*COMMON)},
         }},
+        "/api/v1/jobs/{job_id}/results/{index}/original": {"get": {
+            "summary": "A small preview of the upload (longest side <= 96 px), kept for review",
+            "parameters": [JOB_ID, {"name": "index", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}],
+            "responses": {"200": {"description": "PNG, JPEG, GIF or WebP", "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}},
+                          **_err(*COMMON)},
+        }},
         "/api/v1/jobs/{job_id}/results.csv": {"get": {
             "summary": "All results as CSV (index,filename,status,digit,confidence,label,corrected,model_version,error)",
             "parameters": [JOB_ID],

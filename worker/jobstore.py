@@ -8,6 +8,7 @@ Keys share the hash tag {job_id}, so one job lives on one Redis Cluster slot:
   df:{id}:err       hash   index -> 1 for results that are errors (its length is the failed count)
   df:{id}:img       hash   index -> the 784-byte normalised digit the model saw
   df:{id}:labels    hash   index -> the human label (0-9) a reviewer set or accepted
+  df:{id}:prev      hash   index -> a small preview of the upload (<= 96 px, <= 12 KB; for review)
   df:{id}:tries:{c} string deliveries of chunk c (the poison-message guard)
   df:{id}:by        hash   chunk -> the worker node that stored its results
   df:{id}:notify    list   a token pushed when the job finishes (single predictions wait on it)
@@ -126,11 +127,15 @@ class JobStore:
         return s.decode() if s else None
 
     def write_results(self, job_id: str, results: dict[int, dict[str, Any]], images: dict[int, bytes],
-                      done_chunk: int | None = None, worker: str | None = None) -> None:
+                      done_chunk: int | None = None, worker: str | None = None,
+                      previews: dict[int, bytes] | None = None) -> None:
         """Store results by index (idempotent), drop the chunk's inputs, finish the job if complete."""
         expire_at = self._expire_at(job_id)
         pipe = self.r.pipeline(transaction=False)
         res_key, err_key, img_key = (self.key(job_id, p) for p in ("res", "err", "img"))
+        if previews:
+            pipe.hset(self.key(job_id, "prev"), mapping={str(i): b for i, b in previews.items()})
+            pipe.expireat(self.key(job_id, "prev"), expire_at)
         if results:
             pipe.hset(res_key, mapping={str(i): json.dumps(v, separators=(",", ":")) for i, v in results.items()})
             errors = [str(i) for i, v in results.items() if "error" in v]
@@ -226,7 +231,7 @@ class JobStore:
 
     def delete(self, job_id: str) -> None:
         chunks = int(self.r.hget(self.key(job_id, "job"), "chunks") or 0)
-        parts = ["job", "names", "res", "err", "img", "labels", "notify", "by"]
+        parts = ["job", "names", "res", "err", "img", "labels", "prev", "notify", "by"]
         parts += [f"in:{c}" for c in range(chunks)] + [f"tries:{c}" for c in range(chunks)]
         self.r.delete(*(self.key(job_id, p) for p in parts))
         self.forget(job_id)
@@ -319,3 +324,6 @@ class JobStore:
 
     def image(self, job_id: str, index: int) -> bytes | None:
         return self.r.hget(self.key(job_id, "img"), str(index))
+
+    def preview(self, job_id: str, index: int) -> bytes | None:
+        return self.r.hget(self.key(job_id, "prev"), str(index))

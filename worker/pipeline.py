@@ -2,43 +2,67 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from digitflow.imaging import ImageError, normalise_bytes
+from digitflow.frontend import to_digit
+from digitflow.imaging import ImageError, decode, preview
 from worker.engine import Engine
 from worker.jobstore import DIGIT_MAGIC
 
 
 def prepare(raw: bytes, max_pixels: int) -> np.ndarray:
     """One stored input (encoded image, or a digit the web already normalised) -> uint8 [28,28]."""
+    return prepare_with_preview(raw, max_pixels)[0]
+
+
+def prepare_with_preview(raw: bytes, max_pixels: int) -> tuple[np.ndarray, bytes | None]:
+    """(the 28x28 digit, a small preview of the upload; None for digits the web normalised).
+    A refused image raises ImageError with the preview attached (`exc.preview`), so review still shows it."""
     if raw.startswith(DIGIT_MAGIC):
-        return np.frombuffer(raw[len(DIGIT_MAGIC) :], dtype=np.uint8).reshape(28, 28)
-    return normalise_bytes(raw, max_pixels)
+        return np.frombuffer(raw[len(DIGIT_MAGIC) :], dtype=np.uint8).reshape(28, 28), None
+    img, grey = decode(raw, max_pixels)
+    small = preview(raw, img, grey)
+    try:
+        return to_digit(grey), small
+    except ImageError as exc:
+        exc.preview = small
+        raise
 
 
-def run_batch(
-    engine: Engine, inputs: dict[int, bytes], max_pixels: int, batch_size: int
-) -> tuple[dict[int, dict[str, Any]], dict[int, bytes]]:
-    """Results by index ({digit, model_version, confidence, probabilities} or {error}) and the 784-byte digits."""
-    results: dict[int, dict[str, Any]] = {}
+@dataclass
+class Batch:
+    results: dict[int, dict[str, Any]] = field(default_factory=dict)  # {digit, model_version, ...} or {error}
+    digits: dict[int, bytes] = field(default_factory=dict)  # the 784-byte digits the model saw
+    previews: dict[int, bytes] = field(default_factory=dict)  # small pictures of the uploads (review)
+
+
+def run_batch(engine: Engine, inputs: dict[int, bytes], max_pixels: int, batch_size: int) -> Batch:
+    """Decode, normalise and predict a set of inputs (a chunk, or concurrent drawings) in model batches."""
+    out = Batch()
     digits: dict[int, np.ndarray] = {}
     for index, raw in inputs.items():
         try:
-            digits[index] = prepare(raw, max_pixels)
+            digits[index], small = prepare_with_preview(raw, max_pixels)
+            if small is not None:
+                out.previews[index] = small
         except ImageError as exc:
-            results[index] = {"error": exc.as_dict()}
+            out.results[index] = {"error": exc.as_dict()}
+            if getattr(exc, "preview", None) is not None:
+                out.previews[index] = exc.preview
         except Exception as exc:  # a decoder bug must cost one image, not the chunk
-            results[index] = {"error": {"code": "invalid_image", "message": f"cannot process image: {exc}"}}
+            out.results[index] = {"error": {"code": "invalid_image", "message": f"cannot process image: {exc}"}}
     order = list(digits)
     for start in range(0, len(order), batch_size):
         part = order[start : start + batch_size]
         x = np.stack([digits[i] for i in part]).astype(np.float32)[..., None] / 255.0
         probs = engine.predict(x)
         for i, p in zip(part, probs, strict=True):
-            results[i] = record(p, engine.model["version"])
-    return results, {i: d.tobytes() for i, d in digits.items()}
+            out.results[i] = record(p, engine.model["version"])
+    out.digits = {i: d.tobytes() for i, d in digits.items()}
+    return out
 
 
 def record(probs: np.ndarray, version: str) -> dict[str, Any]:

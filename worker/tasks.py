@@ -69,10 +69,11 @@ def process_chunk(self, job_id: str, chunk: int) -> int:
     if not inputs:  # done by an earlier delivery
         s.finish_if_complete(job_id)
         return 0
-    results, images = run_batch(engine(), inputs, settings.max_image_pixels, settings.batch_size)
+    batch = run_batch(engine(), inputs, settings.max_image_pixels, settings.batch_size)
     if s.status(job_id) == CANCELLED:
         return 0
-    s.write_results(job_id, results, images, done_chunk=chunk, worker=self.request.hostname)
+    s.write_results(job_id, batch.results, batch.digits, done_chunk=chunk, worker=self.request.hostname,
+                    previews=batch.previews)
     return len(inputs)
 
 
@@ -91,7 +92,7 @@ def predict_drawings(requests) -> None:
             continue
         inputs[slot] = raw
     if inputs:
-        results, images = run_batch(engine(), inputs, settings.max_image_pixels, settings.batch_size)
-        done += [(job_ids[slot], results[slot], images.get(slot)) for slot in inputs]
+        batch = run_batch(engine(), inputs, settings.max_image_pixels, settings.batch_size)
+        done += [(job_ids[slot], batch.results[slot], batch.digits.get(slot)) for slot in inputs]
     if done:
         s.finish_singles(done)
