@@ -1,4 +1,4 @@
-"""Command line: python -m model_training train|finetune|swa|evaluate|export."""
+"""Command line: python -m model_training train|finetune|swa|export|rollback|evaluate."""
 
 from __future__ import annotations
 
@@ -123,8 +123,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     _setup_logging(None)
     card = export_run(Path(args.run), Path(args.model_dir), args.data_dir, compare=args.compare,
                       keep_compared=args.keep_compared, real_dir=Path(args.real_dir) if args.real_dir else None,
-                      calibrate_on=args.calibrate_on)
+                      calibrate_on=args.calibrate_on, flat=args.flat)
     print(f"exported {card['architecture']} version {card['version']}: test accuracy {card['test_accuracy']:.4f}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from model_training.export import rollback
+
+    _setup_logging(None)
+    card = rollback(Path(args.model_dir), args.version)
+    print(f"serving {card['architecture']} version {card['version']} from {args.model_dir}")
     return 0
 
 
@@ -226,9 +235,17 @@ def parser() -> argparse.ArgumentParser:
                         "default ../shared/data/real when present)")
     e.add_argument("--calibrate-on", default="cvl_valid", metavar="SET",
                    help="labelled set the temperature is fitted on (absent: the run's MNIST validation split)")
+    e.add_argument("--flat", action="store_true",
+                   help="write the files at MODEL_DIR's top (the repository's shipped model) instead of "
+                        "versions/<version>/ with an atomically switched `current` pointer")
     e.add_argument("--keep-compared", action="store_true",
                    help="also list the model being replaced and the runs its card compared with")
     e.set_defaults(func=cmd_export)
+
+    r = sub.add_parser("rollback", help="switch a live MODEL_DIR back to an earlier version (running workers follow)")
+    r.add_argument("version", help="a folder name under MODEL_DIR/versions")
+    r.add_argument("--model-dir", default=os.environ.get("MODEL_DIR", "models"))
+    r.set_defaults(func=cmd_rollback)
 
     v = sub.add_parser("evaluate", help="accuracy of the shipped model and throughput of both architectures")
     v.add_argument("--model-dir", default=os.environ.get("MODEL_DIR", "models"))

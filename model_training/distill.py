@@ -20,20 +20,20 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from digitflow.contract import CARD_FILE, KERAS_FILE
+from digitflow.contract import CARD_FILE, KERAS_FILE, resolve_model_dir
 from model_training.data import one_hot
 
 
 def load_teacher(path: str | Path) -> tuple[keras.Model, dict]:
     """(model, training config) of a run folder or a model folder."""
-    path = Path(path)
+    path = resolve_model_dir(path)
     cfg = training_config(path)
     return keras.models.load_model(path / ("best.keras" if (path / "best.keras").exists() else KERAS_FILE)), cfg
 
 
 def training_config(path: str | Path) -> dict:
     """The training config of a run folder (best.keras + config.json) or a model folder (model.keras + card)."""
-    path = Path(path)
+    path = resolve_model_dir(path)
     if (path / "best.keras").exists() and (path / "config.json").exists():
         return json.loads((path / "config.json").read_text())
     if (path / KERAS_FILE).exists() and (path / CARD_FILE).exists():
@@ -44,7 +44,7 @@ def training_config(path: str | Path) -> dict:
 
 def describe(path: str | Path) -> str:
     """A name for a teacher that survives the folder being replaced: 'model <version>' or the run folder."""
-    path = Path(path)
+    path = resolve_model_dir(path)
     if (path / CARD_FILE).exists() and not (path / "best.keras").exists():
         return f"model {json.loads((path / CARD_FILE).read_text())['version']}"
     return f"run {run_label(path)}"

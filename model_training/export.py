@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import shutil
 import tempfile
+import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -15,12 +17,17 @@ import numpy as np
 
 from digitflow.contract import (
     CARD_FILE,
+    CURRENT,
     INPUT_SPEC,
     KERAS_FILE,
     ONNX_FILE,
     OUTPUT_SPEC,
     REPORT_DIR,
+    VERSIONS_DIR,
+    check_model_folder,
     model_version,
+    point_to,
+    resolve_model_dir,
     sha256_file,
 )
 from model_training import calibration, report
@@ -76,18 +83,21 @@ def calibration_set(name: str, sets: dict[str, Path], run_dir: Path, data_dir: s
 
 def export_run(
     run_dir: Path, model_dir: Path, data_dir: str | None, compare: list[str] | None = None, keep_compared: bool = False,
-    real_dir: Path | None = None, calibrate_on: str = "cvl_valid",
+    real_dir: Path | None = None, calibrate_on: str = "cvl_valid", flat: bool = False,
 ) -> dict:
     """Calibrate the run's best checkpoint, export it, write card and report.
 
     `compare`: other runs for the report. `keep_compared`: also list the model being replaced and the
     comparisons of its card (runs of earlier sessions whose folders are gone). `real_dir`: labelled real
     sets scored for the card and report. `calibrate_on`: the set the temperature is fitted on (a real
-    set's name, or MNIST validation when that set is absent).
+    set's name, or MNIST validation when that set is absent). The model goes into
+    model_dir/versions/<version>/ and model_dir/current is switched to it atomically, so a running
+    service picks it up between tasks; `flat` writes the files at model_dir's top instead (the
+    repository's shipped model).
     """
     run_summary = _summary(run_dir)
     sets = real_sets(real_dir)
-    carried = _carried_comparisons(model_dir, sets) if keep_compared else []
+    carried = _carried_comparisons(resolve_model_dir(model_dir), sets) if keep_compared else []
     model = clean_copy(keras.models.load_model(run_dir / "best.keras"))
     trained_on = {d["sha256"] for d in run_summary.get("labelled") or [] if d.get("sha256")}
     unseen = {n: path for n, path in sets.items() if sha256_file(path) not in trained_on}
@@ -109,16 +119,17 @@ def export_run(
         if diff > AGREEMENT_TOLERANCE or (keras_probs.argmax(1) != ort_probs.argmax(1)).any():
             raise RuntimeError(f"ONNX and Keras disagree (max abs diff {diff:.2e})")
         metrics = summary(y, ort_probs)
-        model_dir.mkdir(parents=True, exist_ok=True)
+        out = model_dir if flat else model_dir / VERSIONS_DIR / f".staging-{os.getpid()}-{time.time_ns()}"
+        out.mkdir(parents=True, exist_ok=True)
         for name in (KERAS_FILE, ONNX_FILE):
-            shutil.copy(staging / name, model_dir / name)
+            shutil.copy(staging / name, out / name)
     real = {name: {**score_run(run_dir, {name: path}, model)[name], "confidence": _confidence(model, path),
                    "uncalibrated": uncalibrated[name], **({} if name in unseen else {"trained_on": True})}
             for name, path in sets.items()}
     calibrated = {"temperature": temperature, "fitted_on": fitted_on, "fitted_images": int(len(y_cal)),
                   "folded_into": "the last Dense layer (kernel and bias divided by the temperature)",
                   "mnist_test": calibration.confidence_summary(ort_probs, y)}
-    rep = model_dir / REPORT_DIR
+    rep = out / REPORT_DIR
     rep.mkdir(exist_ok=True)
     report.reliability_plot({"MNIST test": (ort_probs, y), **{n: _probs(model, p) for n, p in sets.items()}},
                             rep / "reliability.png", temperature)
@@ -126,12 +137,32 @@ def export_run(
     report.confusion_plot(metrics["confusion_matrix"], rep / "confusion_matrix.png")
     report.misclassified_grid(x_raw, y, ort_probs.argmax(1), rep / "misclassified.png")
     others = carried + [_run_accuracy(Path(r), x, y, sets) for r in compare or []]
-    card = _card(model, model_dir, run_summary, metrics, diff, others)
+    card = _card(model, out, run_summary, metrics, diff, others)
     card["calibration"], card["real_sets"] = calibrated, real
-    (model_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     (rep / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (rep / "README.md").write_text(_report_md(card, metrics))
+    (out / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")  # last: a folder with a card is complete
+    if not flat:
+        publish(model_dir, out, card["version"])
     log.info("exported to %s: test accuracy %.4f, %d misclassified", model_dir, metrics["accuracy"], metrics["misclassified"])
+    return card
+
+
+def publish(model_dir: Path, staged: Path, version: str) -> None:
+    """Move a complete staged folder to versions/<version> and point `current` at it (atomic renames)."""
+    final = model_dir / VERSIONS_DIR / version
+    check_model_folder(staged)
+    if final.exists():  # the same ONNX file again (same version): keep the newer card and report
+        shutil.rmtree(final)
+    os.replace(staged, final)
+    point_to(model_dir, version)
+    log.info("serving pointer %s -> %s", model_dir / CURRENT, final)
+
+
+def rollback(model_dir: Path, version: str) -> dict:
+    """Point model_dir/current back at an earlier version (after checking its folder)."""
+    card = check_model_folder(model_dir / VERSIONS_DIR / version)
+    point_to(model_dir, version)
     return card
 
 

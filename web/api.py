@@ -309,3 +309,19 @@ def labelled_zip(job_id: str):
     headers = {"Content-Disposition": f'attachment; filename="digitflow-{job_id}-labelled.zip"',
                "X-Digitflow-Items": str(count)}
     return Response(data, mimetype="application/zip", headers=headers)
+
+
+@bp.get("/models")
+def models():
+    """The model versions in MODEL_DIR with their cards, and the one serving."""
+    from digitflow.contract import list_versions, serving_target
+
+    s = svc()
+    serving = s.model["version"]
+    refused = s.refused_models().get(serving_target(s.settings.model_dir))
+    if refused:  # the workers would not load what the pointer names: the previous model still serves
+        serving = refused["serving"]
+    keep = ("version", "architecture", "parameters", "macs_per_image", "test_accuracy", "validation_accuracy",
+            "real_sets", "calibration", "parent", "labelled_sets", "training_seconds")
+    versions = [{k: card[k] for k in keep if k in card} for card in list_versions(s.settings.model_dir)]
+    return jsonify({"serving": serving, "versions": versions, **({"refused": refused} if refused else {})})

@@ -2,6 +2,8 @@
 
 from flask import Blueprint, current_app, jsonify
 
+from digitflow.contract import serving_target
+
 bp = Blueprint("health", __name__)
 
 
@@ -29,6 +31,14 @@ def readyz():
     except Exception as exc:
         checks["model"] = None
         checks["model_error"] = str(exc)
+    if checks["redis"]:
+        try:
+            target = serving_target(svc.settings.model_dir)
+            refused = svc.refused_models().get(target)
+            if refused:  # the pointer names a model the workers would not load: they serve the old one
+                checks["model_refused"] = {"target": target, **refused}
+        except Exception:  # reporting a refusal must not make /readyz fail
+            pass
     ready = checks["redis"] and bool(checks["workers"]) and checks["model"] is not None
     checks["status"] = "ready" if ready else "unavailable"
     return jsonify(checks), (200 if ready else 503)

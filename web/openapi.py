@@ -177,6 +177,14 @@ SPEC = {
             "responses": {"200": {"description": "ZIP", "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
                           **_err(400, *COMMON)},
         }},
+        "/api/v1/models": {"get": {
+            "summary": "The model versions in MODEL_DIR (newest first, with their cards) and the one serving",
+            "responses": {"200": {"description": "versions", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["serving", "versions"],
+                "properties": {"serving": {"type": "string"}, "versions": {"type": "array", "items": {"type": "object"}},
+                               "refused": {"type": "object", "description": "a version the workers refused to load"}}}}}},
+                          **_err(401, 429, 503)},
+        }},
         "/healthz": {"get": {"summary": "The process is up", "security": [],
                              "responses": {"200": {"description": "up", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
         "/readyz": {"get": {"summary": "Redis, a worker and the model are available", "security": [],

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from functools import cached_property
-
 import redis
 
-from digitflow.contract import load_card, model_summary
+from digitflow.contract import load_card, model_summary, resolve_model_dir, serving_target
 from digitflow.settings import Settings
 from worker.celery_app import BULK_QUEUE, CHUNK_TASK, DRAWING_TASK, INTERACTIVE_QUEUE
 from worker.celery_app import app as celery_app
 from worker.jobstore import JobStore
+from worker.serving import REFUSED
 
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
@@ -27,10 +26,21 @@ class Services:
         self.store = JobStore(self.redis, settings.result_ttl_seconds)
         self.celery = celery_app
         self.celery.conf.broker_url = settings.redis_url
+        self._model: tuple[str, dict] | None = None
 
-    @cached_property
+    @property
     def model(self) -> dict:
-        return model_summary(load_card(self.settings.model_dir))
+        """The model MODEL_DIR serves now (re-read when its `current` pointer moves)."""
+        target = serving_target(self.settings.model_dir)
+        if self._model is None or self._model[0] != target:
+            self._model = (target, model_summary(load_card(resolve_model_dir(self.settings.model_dir))))
+        return self._model[1]
+
+    def refused_models(self) -> dict[str, dict]:
+        """Pointer targets the workers refused to load (worker/serving.py), with why."""
+        import json
+
+        return {k.decode(): json.loads(v) for k, v in self.redis.hgetall(REFUSED).items()}
 
     def send_chunk(self, job_id: str, chunk: int) -> None:
         self.celery.send_task(CHUNK_TASK, args=(job_id, chunk), queue=BULK_QUEUE, retry=True, retry_policy=PUBLISH_RETRY)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from functools import lru_cache
 
 import redis
@@ -13,9 +12,10 @@ from redis.retry import Retry
 
 from digitflow.settings import get_settings
 from worker.celery_app import CHUNK_TASK, DRAWING_TASK, app
-from worker.engine import Engine, default_threads
+from worker.engine import Engine
 from worker.jobstore import CANCELLED, JobStore
 from worker.pipeline import run_batch
+from worker.serving import ServingModel, for_this_process
 
 log = logging.getLogger(__name__)
 settings = get_settings()
@@ -23,13 +23,14 @@ POISON = {"error": {"code": "processing_failed", "message": "the image could not
 
 
 @lru_cache(maxsize=1)
+def serving() -> ServingModel:
+    """This process's model holder (created on first use: never in the parent before fork)."""
+    return for_this_process(settings.model_dir, settings.inference_backend, settings.inference_threads, store().r)
+
+
 def engine() -> Engine:
-    """The model, loaded on first use in each worker process (never in the parent before fork)."""
-    processes = int(os.environ.get("WORKER_PROCESSES", "0")) or None
-    threads = settings.inference_threads or default_threads(processes)
-    eng = Engine(settings.model_dir, settings.inference_backend, threads)
-    log.info("loaded model %s (%s, %d threads) in pid %d", eng.model["version"], eng.backend, threads, os.getpid())
-    return eng
+    """The model for the next task: loaded on first use, switched when MODEL_DIR/current moves."""
+    return serving().engine()
 
 
 @lru_cache(maxsize=1)
