@@ -71,12 +71,16 @@ def calibration_set(name: str, sets: dict[str, Path], run_dir: Path, data_dir: s
     if name in sets:
         x, y, refused = set_digits(str(sets[name]))
         return x[~refused], y[~refused], name
-    if data_dir is None:
-        raise ValueError(f"no labelled set {name!r} to calibrate on and no --data-dir for MNIST validation")
     from model_training.train import serving_digits
 
     cfg = training_config(run_dir)
-    data = load_mnist(data_dir, require_full=False)
+    try:
+        data = load_mnist(data_dir, require_full=False) if data_dir else None
+    except FileNotFoundError:  # only the test split at hand
+        data = None
+    if data is None:
+        log.warning("no labelled set %r and no MNIST training split: the model is exported uncalibrated (T = 1)", name)
+        return None, None, None
     _, val_idx = stratified_split(data.y_train, min(cfg["val_size"], len(data.y_train) // 10), cfg["split_seed"])
     return to_model_input(serving_digits(data.x_train[val_idx])), data.y_train[val_idx].astype(np.int64), MNIST_VALIDATION
 
@@ -102,11 +106,11 @@ def export_run(
     trained_on = {d["sha256"] for d in run_summary.get("labelled") or [] if d.get("sha256")}
     unseen = {n: path for n, path in sets.items() if sha256_file(path) not in trained_on}
     x_cal, y_cal, fitted_on = calibration_set(calibrate_on, unseen, run_dir, data_dir)
-    raw_cal = np.asarray(model.predict(x_cal, batch_size=1000, verbose=0))
-    temperature = calibration.fit_temperature(raw_cal, y_cal)
+    temperature = 1.0 if x_cal is None else calibration.fit_temperature(
+        np.asarray(model.predict(x_cal, batch_size=1000, verbose=0)), y_cal)
     uncalibrated = {name: _confidence(model, path) for name, path in sets.items()}
     calibration.fold_into(model, temperature)
-    log.info("temperature %.3f fitted on %s (%d images)", temperature, fitted_on, len(y_cal))
+    log.info("temperature %.3f fitted on %s (%d images)", temperature, fitted_on, 0 if y_cal is None else len(y_cal))
     x_raw, y = load_test_split(data_dir) if data_dir else _keras_test()
     x = to_model_input(x_raw)
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,7 +130,7 @@ def export_run(
     real = {name: {**score_run(run_dir, {name: path}, model)[name], "confidence": _confidence(model, path),
                    "uncalibrated": uncalibrated[name], **({} if name in unseen else {"trained_on": True})}
             for name, path in sets.items()}
-    calibrated = {"temperature": temperature, "fitted_on": fitted_on, "fitted_images": int(len(y_cal)),
+    calibrated = {"temperature": temperature, "fitted_on": fitted_on, "fitted_images": 0 if y_cal is None else len(y_cal),
                   "folded_into": "the last Dense layer (kernel and bias divided by the temperature)",
                   "mnist_test": calibration.confidence_summary(ort_probs, y)}
     rep = out / REPORT_DIR
@@ -310,15 +314,15 @@ def _real_sets_md(card: dict) -> list[str]:
     return [
         f"Real labelled sets (by writers MNIST never saw; `../shared/data/real`): {sets}. Accuracy through the",
         "service's decoding and front end; a refused image counts as wrong. Only a set marked TRAINED ON was",
-        f"trained on; {card['calibration']['fitted_on']} fitted the temperature.",
+        f"trained on; {card['calibration']['fitted_on'] or 'none'} fitted the temperature.",
         "",
     ]
 
 
 def _calibration_md(card: dict) -> list[str]:
     cal = card.get("calibration")
-    if not cal:
-        return []
+    if not cal or not cal.get("fitted_on"):
+        return ["## Calibrated confidence", "", "Not calibrated: no validation data was given to `export`.", ""]
     rows = [("MNIST test", None, cal["mnist_test"])]
     rows += [(n, v["uncalibrated"], v["confidence"]) for n, v in (card.get("real_sets") or {}).items()]
     lines = [

@@ -48,7 +48,7 @@ def test_train_then_export_produces_a_consistent_model(tmp_path, mnist_test):
 
     models = tmp_path / "models"
     export = subprocess.run([*env_cmd, "export", str(run_dir), "--model-dir", str(models), "--data-dir", str(data),
-                             "--real-dir", str(FIXTURES), "--calibrate-on", "semeion"],
+                             "--real-dir", str(FIXTURES), "--calibrate-on", "semeion", "--flat"],
                             capture_output=True, text=True, timeout=300)
     assert export.returncode == 0, export.stdout + export.stderr
     card = json.loads((models / "model_card.json").read_text())
@@ -81,7 +81,8 @@ def test_train_then_export_produces_a_consistent_model(tmp_path, mnist_test):
 
     # Promoting a newer run keeps the replaced model in the report (its run folder may be long gone).
     again = subprocess.run([*env_cmd, "export", str(run_dir), "--model-dir", str(models), "--data-dir", str(data),
-                            "--keep-compared", "--real-dir", str(FIXTURES)], capture_output=True, text=True, timeout=300)
+                            "--keep-compared", "--real-dir", str(FIXTURES), "--flat"], capture_output=True, text=True,
+                           timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
     newer = json.loads((models / "model_card.json").read_text())
     before = [c for c in newer["compared_with"] if c.get("shipped_before")]
@@ -299,7 +300,9 @@ def test_finetune_trains_on_a_labelled_set_split_by_writer_and_the_card_names_pa
                              "--real-dir", str(real), "--calibrate-on", "corrections"],
                             capture_output=True, text=True, timeout=300)
     assert export.returncode == 0, export.stdout + export.stderr
-    card = json.loads((models / "model_card.json").read_text())
+    assert (models / "current").is_symlink()  # a live folder: versions/<version>/ and the serving pointer
+    card = json.loads((models / "current" / "model_card.json").read_text())
+    assert (models / "versions" / card["version"] / "report" / "README.md").is_file()
     assert card["parent"] == summary["init_from"] and card["labelled_sets"][0]["sha256"] == sha256_file(labelled)
     assert card["real_sets"]["corrections"]["trained_on"] is True
     assert card["calibration"]["fitted_on"] == "mnist_validation"  # never calibrated on what it learnt from

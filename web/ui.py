@@ -1,4 +1,5 @@
-"""Pages: draw (/), bulk upload (/upload), a shareable job page (/jobs/<id>), and the token prompt."""
+"""Pages: draw (/), bulk upload (/upload), a shareable job page (/jobs/<id>), its review page (/jobs/<id>/review),
+and the token prompt."""
 
 from __future__ import annotations
 
@@ -50,3 +51,9 @@ def upload():
 @bp.get("/jobs/<job_id>")
 def job_page(job_id: str):
     return render_template("upload.html", job_id=job_id)
+
+
+@bp.get("/jobs/<job_id>/review")
+def review_page(job_id: str):
+    """Review a bulk job one digit at a time: accept or correct each prediction (keyboard, mouse or touch)."""
+    return render_template("review.html", job_id=job_id)

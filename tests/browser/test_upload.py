@@ -87,7 +87,8 @@ def test_upload_a_zip_watch_progress_then_table_filters_sorting_and_csv(page, mn
         page.get_by_test_id("csv-link").click()
     with open(download.value.path(), newline="") as fh:
         lines = list(csv.reader(fh))
-    assert lines[0] == ["index", "filename", "status", "digit", "confidence", "error"]
+    assert lines[0] == ["index", "filename", "status", "digit", "confidence", "label", "corrected", "model_version",
+                        "error"]
     body = lines[1:]
     assert len(body) == total
     predicted = {row[1]: row[3] for row in body}

@@ -17,6 +17,7 @@
   var cancelBtn = document.getElementById("cancel");
   var csvLink = document.getElementById("csv-link");
   var shareLink = document.getElementById("share-link");
+  var reviewLink = document.getElementById("review-link");
   var jobError = document.getElementById("job-error");
   var onlyErrors = document.getElementById("only-errors");
   var onlyLow = document.getElementById("only-low");
@@ -105,6 +106,7 @@
     document.getElementById("job-id").textContent = j.id;
     csvLink.href = base + "/results.csv";
     shareLink.href = "/jobs/" + encodeURIComponent(j.id);
+    reviewLink.href = "/jobs/" + encodeURIComponent(j.id) + "/review";
     jobSection.hidden = false;
     document.title = "Job " + j.id.slice(0, 8) + " · digitflow";
     update(j);
@@ -119,6 +121,7 @@
     bar.value = total ? done : (FINAL.indexOf(j.status) >= 0 ? 1 : 0);
     jobText.textContent = "— " + done + " of " + total + " images" + (j.failed ? ", " + j.failed + " with errors" : "");
     cancelBtn.hidden = FINAL.indexOf(j.status) >= 0;
+    reviewLink.hidden = !(done - (j.failed || 0) > 0);  // once some result has a prediction to review
   }
 
   function poll(id, failures) {
@@ -264,7 +267,7 @@
     }).catch(function (err) {
       statusEl.textContent = err instanceof df.ApiFailure && err.status === 404 ? "not found" : "unknown";
       df.show(jobError, df.friendly(err));
-      csvLink.hidden = true; shareLink.hidden = true;
+      csvLink.hidden = true; shareLink.hidden = true; reviewLink.hidden = true;
     });
   }
 })();
