@@ -88,6 +88,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     cfg.min_learning_rate, cfg.patience, cfg.seed = min(1e-5, args.learning_rate), args.epochs + 1, args.seed
     cfg.holdout, cfg.replay, cfg.writer_pattern, cfg.monitor = args.holdout, args.replay, args.writer_pattern, args.monitor
     cfg.train_limit = args.limit
+    if args.distill:  # the starting model's softened answers join every target (MNIST and labelled)
+        cfg.teachers, cfg.distill_weight = [args.start], args.distill
     _threads(args.threads)
     data = load_mnist(args.data_dir, require_full=not args.allow_subset)
     train(data, cfg, run_dir)
@@ -203,6 +205,9 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--writer-pattern", default=None, metavar="REGEX",
                    help="group 1 of this regex on a file name names its writer (sets without a writer column)")
     f.add_argument("--replay", type=float, default=1.0, help="MNIST training images replayed per labelled image")
+    f.add_argument("--distill", type=float, default=0.0, metavar="WEIGHT",
+                   help="mix the starting model's softened probabilities into the targets with this weight "
+                        "(below 0.5; 0: off) - it keeps what the start knew about MNIST")
     f.add_argument("--monitor", action="append", default=[], metavar="SET", help="labelled set scored every epoch")
     f.add_argument("--seed", type=int, default=1)
     f.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: all cores)")

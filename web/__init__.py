@@ -26,11 +26,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         DIGITFLOW=settings,
     )
     app.json.sort_keys = False  # keep documented field order
-    from web import api, errors, health, limiter, openapi, ui
+    from web import api, errors, health, limiter, openapi, security, ui
     from web.services import Services
 
     app.extensions["digitflow"] = Services(settings)
     errors.register(app)
+    security.register(app)
     limiter.init(app, settings)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
