@@ -59,6 +59,8 @@ def model_summary(card: dict[str, Any]) -> dict[str, Any]:
 # (the repository's models/) is a single, fixed version.
 VERSIONS_DIR = "versions"
 CURRENT = "current"
+REFUSED_KEY = "df:model:refused"  # Redis hash: pointer target -> {"error", "at", "serving"} a worker refused
+SERVING_KEY = "df:model:serving"  # Redis hash: pointer target -> when a worker last switched to it
 
 
 def resolve_model_dir(model_dir: str | Path) -> Path:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from digitflow.jobstore import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobStore
 from tests.conftest import digit_png
-from worker.jobstore import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobStore
 
 MODEL = {"version": "test", "architecture": "tiny", "test_accuracy": None}
 

@@ -12,10 +12,10 @@ from flask import Blueprint, Response, current_app, jsonify, request, session, s
 from digitflow.archive import printable
 from digitflow.csvsafe import safe_cell
 from digitflow.imaging import to_png
+from digitflow.jobstore import CANCELLED, FINAL, valid_job_id
 from web.errors import ApiError
 from web.ingest import create_bulk, create_single, decode_data_url, pixels_input, single_image
 from web.services import Services
-from worker.jobstore import CANCELLED, FINAL, valid_job_id
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 

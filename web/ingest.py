@@ -12,9 +12,9 @@ import numpy as np
 
 from digitflow.archive import ArchiveError, Entry, Limits, looks_like_zip, open_archive, printable, read_entries
 from digitflow.imaging import ImageError, normalise_bytes, normalise_pixels
+from digitflow.jobstore import DIGIT_MAGIC
 from web.errors import ApiError
 from web.services import Services
-from worker.jobstore import DIGIT_MAGIC
 
 DATA_URL = re.compile(r"^data:(?P<mime>[\w.+/-]+)?(?P<params>(;[\w=.-]+)*)?;base64,(?P<data>.*)$", re.S)
 IMAGE_MIMES = {"image/png", "image/jpeg", "image/gif", "image/bmp", "image/tiff", "image/webp"}

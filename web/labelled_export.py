@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 
 from digitflow.imaging import to_png
-from worker.jobstore import JobStore
+from digitflow.jobstore import JobStore
 
 
 def labelled_zip(store: JobStore, job: dict, min_confidence: float | None) -> tuple[bytes, int]:

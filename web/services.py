@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import redis
 
-from digitflow.contract import load_card, model_summary, resolve_model_dir, serving_target
+from digitflow.contract import REFUSED_KEY, load_card, model_summary, resolve_model_dir, serving_target
+from digitflow.jobstore import JobStore
 from digitflow.settings import Settings
 from worker.celery_app import BULK_QUEUE, CHUNK_TASK, DRAWING_TASK, INTERACTIVE_QUEUE
 from worker.celery_app import app as celery_app
-from worker.jobstore import JobStore
-from worker.serving import REFUSED
 
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
@@ -40,7 +39,7 @@ class Services:
         """Pointer targets the workers refused to load (worker/serving.py), with why."""
         import json
 
-        return {k.decode(): json.loads(v) for k, v in self.redis.hgetall(REFUSED).items()}
+        return {k.decode(): json.loads(v) for k, v in self.redis.hgetall(REFUSED_KEY).items()}
 
     def send_chunk(self, job_id: str, chunk: int) -> None:
         self.celery.send_task(CHUNK_TASK, args=(job_id, chunk), queue=BULK_QUEUE, retry=True, retry_policy=PUBLISH_RETRY)

@@ -9,8 +9,8 @@ import numpy as np
 
 from digitflow.frontend import to_digit
 from digitflow.imaging import ImageError, decode, preview
+from digitflow.jobstore import DIGIT_MAGIC
 from worker.engine import Engine
-from worker.jobstore import DIGIT_MAGIC
 
 
 def prepare(raw: bytes, max_pixels: int) -> np.ndarray:

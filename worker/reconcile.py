@@ -26,9 +26,9 @@ import time
 import redis
 from celery.signals import worker_ready
 
+from digitflow.jobstore import FINAL, JobStore
 from digitflow.settings import get_settings
 from worker.celery_app import BULK_QUEUE, CHUNK_TASK, app
-from worker.jobstore import FINAL, JobStore
 
 log = logging.getLogger(__name__)
 LOCK = "df:reconcile:lock"

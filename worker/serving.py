@@ -16,13 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from digitflow.contract import check_model_folder, serving_target
+from digitflow.contract import REFUSED_KEY, SERVING_KEY, check_model_folder, serving_target
 from worker.engine import Engine, default_threads
 
 log = logging.getLogger(__name__)
 CHECK_EVERY = 1.0  # seconds between looks at the pointer
-REFUSED = "df:model:refused"  # hash: pointer target -> {"error", "at", "serving"} (JSON)
-SERVING = "df:model:serving"  # hash: pointer target -> time a worker last switched to it
+REFUSED, SERVING = REFUSED_KEY, SERVING_KEY
 
 
 class ServingModel:

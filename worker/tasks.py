@@ -10,10 +10,10 @@ from celery_batches import Batches
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from digitflow.jobstore import CANCELLED, JobStore
 from digitflow.settings import get_settings
 from worker.celery_app import CHUNK_TASK, DRAWING_TASK, app
 from worker.engine import Engine
-from worker.jobstore import CANCELLED, JobStore
 from worker.pipeline import run_batch
 from worker.serving import ServingModel, for_this_process
 
