@@ -6,6 +6,7 @@ import logging
 from functools import lru_cache
 
 import redis
+from celery.signals import worker_process_init, worker_ready
 from celery_batches import Batches
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
@@ -97,3 +98,18 @@ def predict_drawings(requests) -> None:
         done += [(job_ids[slot], batch.results[slot], batch.digits.get(slot)) for slot in inputs]
     if done:
         s.finish_singles(done)
+
+
+@worker_process_init.connect
+def _load_in_pool_process(**_kwargs) -> None:
+    """Prefork pool processes load the model as they start (well within Celery's 4 s for this signal):
+    the first job runs as fast as later ones."""
+    serving().engine()
+
+
+@worker_ready.connect
+def _load_in_solo_worker(sender=None, **_kwargs) -> None:
+    """A solo worker (the interactive one) runs tasks in its main process: load the model there, now."""
+    pool = getattr(sender, "pool", None)
+    if pool is not None and type(pool).__module__.endswith(".solo"):
+        serving().engine()
