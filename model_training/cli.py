@@ -1,4 +1,4 @@
-"""Command line: python -m model_training train|finetune|swa|export|rollback|evaluate."""
+"""Command line: python -m model_training train|finetune|swa|soup|export|rollback|evaluate."""
 
 from __future__ import annotations
 
@@ -54,6 +54,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         gaps=args.gaps,
         specks=args.specks,
         styles=args.styles,
+        flag_angle=tuple(args.flag_angle),
+        flag_length=tuple(args.flag_length),
         init_from=args.init_from,
         monitor=args.monitor,
         train_limit=args.limit,
@@ -88,11 +90,24 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     cfg.min_learning_rate, cfg.patience, cfg.seed = min(1e-5, args.learning_rate), args.epochs + 1, args.seed
     cfg.holdout, cfg.replay, cfg.writer_pattern, cfg.monitor = args.holdout, args.replay, args.writer_pattern, args.monitor
     cfg.train_limit = args.limit
-    if args.distill:  # the starting model's softened answers join every target (MNIST and labelled)
+    if args.distill:  # the starting model's softened answers join the replayed MNIST images' targets
         cfg.teachers, cfg.distill_weight = [args.start], args.distill
     _threads(args.threads)
     data = load_mnist(args.data_dir, require_full=not args.allow_subset)
     train(data, cfg, run_dir)
+    print(f"run folder: {run_dir}")
+    return 0
+
+
+def cmd_soup(args: argparse.Namespace) -> int:
+    from model_training.data import load_mnist
+    from model_training.soup import soup
+
+    run_dir = Path(args.runs_dir) / time.strftime("%Y%m%d-%H%M%S")
+    _setup_logging(run_dir / "train.log")
+    _threads(args.threads)
+    data = load_mnist(args.data_dir, require_full=not args.allow_subset)
+    soup(data, [Path(r) for r in args.runs], run_dir, args.weight or None)
     print(f"run folder: {run_dir}")
     return 0
 
@@ -174,6 +189,10 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--specks", type=float, default=0.0, help="probability of one to three specks per image")
     t.add_argument("--styles", type=float, default=0.0,
                    help="probability that a 1 gets a flag (and maybe a foot), a 7 a cross bar")
+    t.add_argument("--flag-angle", type=float, nargs=2, default=[25.0, 55.0], metavar=("LO", "HI"),
+                   help="a style-variant 1's flag: degrees below the horizontal")
+    t.add_argument("--flag-length", type=float, nargs=2, default=[0.2, 0.45], metavar=("LO", "HI"),
+                   help="a style-variant 1's flag: share of the digit's height")
     t.add_argument("--init-from", default=None, metavar="FOLDER",
                    help="start from the weights of this run or model folder (same validation split)")
     t.add_argument("--monitor", action="append", default=[], metavar="SET",
@@ -206,8 +225,8 @@ def parser() -> argparse.ArgumentParser:
                    help="group 1 of this regex on a file name names its writer (sets without a writer column)")
     f.add_argument("--replay", type=float, default=1.0, help="MNIST training images replayed per labelled image")
     f.add_argument("--distill", type=float, default=0.0, metavar="WEIGHT",
-                   help="mix the starting model's softened probabilities into the targets with this weight "
-                        "(below 0.5; 0: off) - it keeps what the start knew about MNIST")
+                   help="mix the starting model's softened probabilities into the replayed MNIST images' "
+                        "targets with this weight (below 0.5; 0: off): it keeps what the start knew about MNIST")
     f.add_argument("--monitor", action="append", default=[], metavar="SET", help="labelled set scored every epoch")
     f.add_argument("--seed", type=int, default=1)
     f.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: all cores)")
@@ -216,6 +235,15 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--allow-subset", action="store_true", help="accept IDX files with fewer than 60k/10k images (tests)")
     f.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted fine-tuning")
     f.set_defaults(func=cmd_finetune)
+
+    u = sub.add_parser("soup", help="average the weights of runs continued from one start (a new run folder)")
+    u.add_argument("runs", nargs="+", help="run folders (best.keras) trained from the same start and split")
+    u.add_argument("--weight", type=float, action="append", default=[], help="one per run, in order (default equal)")
+    u.add_argument("--data-dir", default=_default_data_dir(), help="folder of the four MNIST IDX files (env MNIST_DIR)")
+    u.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: all cores)")
+    u.add_argument("--runs-dir", default="runs")
+    u.add_argument("--allow-subset", action="store_true", help="accept IDX files with fewer than 60k/10k images (tests)")
+    u.set_defaults(func=cmd_soup)
 
     s = sub.add_parser("swa", help="stochastic weight averaging: continue a trained run or model, average its weights")
     s.add_argument("start", help="run folder (best.keras) or model folder (model.keras) to continue from")

@@ -251,6 +251,7 @@ def _card(model, model_dir: Path, run: dict, metrics: dict, diff: float, others:
         **({"parent": run["init_from"]} if run.get("init_from") else {}),  # continued from this model or run
         **({"labelled_sets": run["labelled"]} if run.get("labelled") else {}),  # fine-tuned on (SHA-256, counts)
         **({"swa": run["swa"]} if run.get("swa") else {}),  # start_config: how the start was trained
+        **({"soup": run["soup"]} if run.get("soup") else {}),  # the runs averaged, with their weights
         "data_sha256": run["data_sha256"],
         "files": files,
         "onnx_keras_max_abs_diff": diff,
@@ -285,6 +286,18 @@ def _swa_md(card: dict) -> list[str]:
         f"the first {swa['averaged_epochs']} of them (the average with the best validation result), with batch-norm",
         "statistics recomputed for the averaged weights. Epochs and training time include the start's;",
         "`training_curves.png` shows the SWA epochs (validation: the running average after each epoch).",
+        "",
+    ]
+
+
+def _soup_md(card: dict) -> list[str]:
+    if not card.get("soup"):
+        return []
+    parts = ", ".join(f"{w:.2f} x {name}" for name, w in zip(card["soup"]["of"], card["soup"]["weights"], strict=True))
+    return [
+        f"A weight-averaged model soup (Wortsman et al. 2022; WiSE-FT when one ingredient is the start): {parts},",
+        "batch-norm statistics recomputed for the mean; validated like a run. Epochs and training time add up",
+        "the ingredients'.",
         "",
     ]
 
@@ -351,14 +364,15 @@ def _report_md(card: dict, metrics: dict) -> str:
         "",
         "The test split chose nothing: epochs, checkpoint and hyper-parameters were chosen on a",
         f"seeded, stratified validation split of {card['training_config']['val_size']} training images (split seed "
-        f"{card['training_config'].get('split_seed', card['training_config']['seed'])}); of several",
-        "runs, the one with the highest validation accuracy is shipped (equal accuracy: the lower validation loss,",
-        "the rule that also picks a run's checkpoint) and the others are listed beside it.",
+        f"{card['training_config'].get('split_seed', card['training_config']['seed'])}) and, where the report",
+        "lists real sets, on CVL validation; the runs compared are listed beside the shipped one (a run's own",
+        "checkpoint: the highest MNIST validation accuracy, ties broken by the lower validation loss).",
         f"One image is {1 / card['training_config']['val_size']:.4f} of validation accuracy and 0.0001 of test accuracy:",
         "differences of a few images between runs of one design are within run-to-run noise.",
         "",
         *_distillation_md(card),
         *_swa_md(card),
+        *_soup_md(card),
         *_real_sets_md(card),
         "| model | parameters | MAC/image | epochs | validation acc. | test acc. | misclassified |"
         + "".join(f" {n} |" for n in sets),

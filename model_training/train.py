@@ -47,6 +47,8 @@ class TrainConfig:
     gaps: float = 0.0  # probability of pen skips
     specks: float = 0.0  # probability of specks near the digit
     styles: float = 0.0  # probability of a flagged/footed 1 or a crossed 7
+    flag_angle: tuple[float, float] = (25.0, 55.0)  # degrees below the horizontal of a 1's flag
+    flag_length: tuple[float, float] = (0.2, 0.45)  # share of the digit's height
     init_from: str | None = None  # start from this run/model folder's weights (same validation split)
     monitor: list[str] = field(default_factory=list)  # labelled sets whose accuracy is logged every epoch
     labelled: list[str] = field(default_factory=list)  # labelled sets trained on (fine-tuning; finetune.py)
@@ -64,7 +66,7 @@ def augmentation(cfg: TrainConfig) -> Augmentation:
     return Augmentation(
         rotation=cfg.rotation_degrees, zoom=cfg.zoom, shift=cfg.shift, shear=cfg.shear, aspect=cfg.aspect,
         elastic_alpha=cfg.elastic_alpha, elastic_sigma=cfg.elastic_sigma, pen=cfg.pen, gaps=cfg.gaps,
-        specks=cfg.specks, styles=cfg.styles,
+        specks=cfg.specks, styles=cfg.styles, flag_angle=tuple(cfg.flag_angle), flag_length=tuple(cfg.flag_length),
     )
 
 
@@ -159,10 +161,12 @@ def datasets(data: Mnist, cfg: TrainConfig):
     digits = serving_digits(data.x_train[np.concatenate([train_idx, val_idx])])
     x_train, x_val = digits[: len(train_idx)], digits[len(train_idx) :]
     y_train, y_val = data.y_train[train_idx].astype(np.int64), data.y_train[val_idx].astype(np.int64)
-    if lab is not None:
+    targets = training_targets(to_model_input(x_train), y_train, cfg)
+    if lab is not None:  # teachers (the start, in fine-tuning) soften only MNIST's targets: on the new
+        # writers the start is what is being corrected
         x_train, y_train = np.concatenate([x_train, lab.x_train]), np.concatenate([y_train, lab.y_train])
         x_val, y_val = np.concatenate([x_val, lab.x_held]), np.concatenate([y_val, lab.y_held])
-    targets = training_targets(to_model_input(x_train), y_train, cfg)
+        targets = np.concatenate([targets, one_hot(lab.y_train)])
     train = AugmentedBatches(x_train, y_train, targets, cfg)
     train.labelled = lab.sets if lab is not None else []
     train.held_out = {"held_out": (to_model_input(lab.x_held), lab.y_held, np.zeros(len(lab.y_held), bool)),

@@ -1,7 +1,7 @@
 """The effect of each augmentation on validation: short runs that continue one model, one setting at a time.
 
 Usage: python scripts/augmentation_study.py [--from models] [--epochs 2] [--runs-dir runs/augment]
-                                            [--only NAME ...] [--out docs/augmentation.md]
+                                            [--only NAME ...] [--out docs/augmentation-study.md]
 
 Every run starts from the same model (by default the shipped one), trains `--epochs` epochs on the MNIST
 training split (cosine from 3e-4) with the standard rotation/zoom/shift plus one setting, and is scored
@@ -31,9 +31,11 @@ SETTINGS: dict[str, dict] = {
     "shear +-15 deg": {"shear": 15.0},
     "aspect 1.4x": {"aspect": 0.4},
     "gaps 0.2, specks 0.2": {"gaps": 0.2, "specks": 0.2},
-    "styles 0.3 (flagged 1, crossed 7)": {"styles": 0.3},
+    "styles 0.3 (flagged 1s, crossed 7s; flags 20-55 deg, 25-50% of the height)": {
+        "styles": 0.3, "flag_angle": (20.0, 55.0), "flag_length": (0.25, 0.5)},
     "all of the above (elastic 34)": {"elastic_alpha": 34.0, "pen": 1.5, "shear": 15.0, "aspect": 0.4,
-                                       "gaps": 0.2, "specks": 0.2, "styles": 0.3},
+                                       "gaps": 0.2, "specks": 0.2, "styles": 0.3, "flag_angle": (20.0, 55.0),
+                                       "flag_length": (0.25, 0.5)},
 }
 
 
@@ -50,7 +52,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--runs-dir", default=str(ROOT / "runs" / "augment"))
     ap.add_argument("--only", nargs="*", default=None, help="names (or slugs) of settings to run")
-    ap.add_argument("--out", default=str(ROOT / "docs" / "augmentation.md"))
+    ap.add_argument("--out", default=str(ROOT / "docs" / "augmentation-study.md"))
     args = ap.parse_args()
 
     import logging

@@ -184,7 +184,7 @@ def main() -> int:
         "",
         f"Model `{engine.model['architecture']}` version `{engine.model['version']}`. Accuracy counts a refused",
         "image (`no_digit_found` or any other error) as wrong. *Before* is the front end this replaced",
-        "(median/MAD statistics in NumPy, `--baseline`); *after* is `digitflow/frontend` (OpenCV).",
+        "(median/MAD statistics in NumPy, with the model of its time, a47ff4ea76a1: `--baseline`); *after* is `digitflow/frontend` (OpenCV).",
         "CPU ms is per image on this machine (decode + front end, one process).",
         "",
         "## Real labelled sets (writers and scanners the model never saw)",

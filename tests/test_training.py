@@ -306,3 +306,32 @@ def test_finetune_trains_on_a_labelled_set_split_by_writer_and_the_card_names_pa
     assert card["parent"] == summary["init_from"] and card["labelled_sets"][0]["sha256"] == sha256_file(labelled)
     assert card["real_sets"]["corrections"]["trained_on"] is True
     assert card["calibration"]["fitted_on"] == "mnist_validation"  # never calibrated on what it learnt from
+
+
+def test_a_soup_averages_runs_from_one_start_and_exports(tmp_path, mnist_test):
+    import keras
+
+    from model_training.data import Mnist
+    from model_training.export import export_run
+    from model_training.soup import soup
+    from model_training.train import TrainConfig, train
+
+    x, y = mnist_test
+    data = Mnist(x_train=x[:3000], y_train=y[:3000], x_test=x[9000:], y_test=y[9000:])
+    train(data, TrainConfig(architecture="tiny", epochs=1, batch_size=32), tmp_path / "start")
+    for name, styles in (("a", 0.0), ("b", 0.5)):
+        train(data, TrainConfig(architecture="tiny", epochs=1, batch_size=32, styles=styles, seed=3,
+                                init_from=str(tmp_path / "start")), tmp_path / name)
+    summary = soup(data, [tmp_path / "a", tmp_path / "b"], tmp_path / "soup", [1.0, 3.0])
+    assert summary["soup"]["weights"] == [0.25, 0.75] and summary["init_from"] == f"run {tmp_path.name}/start"
+    got = keras.models.load_model(tmp_path / "soup" / "best.keras").get_weights()
+    a, b = (keras.models.load_model(tmp_path / n / "best.keras").get_weights() for n in ("a", "b"))
+    assert np.allclose(got[0], 0.25 * a[0] + 0.75 * b[0], atol=1e-6)  # the first conv kernel: the weighted mean
+    with pytest.raises(ValueError, match="two runs"):
+        soup(data, [tmp_path / "a"], tmp_path / "one")
+    write = tmp_path / "mnist"
+    write.mkdir()
+    for stem, arr in (("t10k-images-idx3-ubyte.gz", x[9000:]), ("t10k-labels-idx1-ubyte.gz", y[9000:])):
+        write_idx(write / stem, arr)
+    card = export_run(tmp_path / "soup", tmp_path / "models", str(write), flat=True)
+    assert card["soup"]["of"] == summary["soup"]["of"]
