@@ -84,8 +84,8 @@ def test_style_variants_flag_a_one_and_cross_a_seven(sample):
     flagged = A.style_variant(c1, 1, rng)
     top, bottom, left, _ = A._ink_box(c1)
     added = (flagged > 0.5) & ~(c1 > 0.5)
-    ys, xs = np.nonzero(added)
-    assert ys.size > 10 and xs.min() < left + 2 and ys.mean() < (top + bottom) / 2  # a flag to the upper left
+    upper_left = added[: (top + bottom) // 2, : left + 2]  # a flag from the top of the stem, going left
+    assert upper_left.sum() > 10
     crossed = A.style_variant(canvas(seven), 7, rng)
     assert ((crossed > 0.5) & ~(canvas(seven) > 0.5)).sum() > 10
     assert np.array_equal(A.style_variant(canvas(two), 2, rng), canvas(two))

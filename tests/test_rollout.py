@@ -24,7 +24,7 @@ from digitflow.contract import (
     resolve_model_dir,
     sha256_file,
 )
-from scripts.stack import Stack
+from scripts.stack import RedisServer, Stack
 from tests.conftest import all_results, digit_png, make_zip, wait_job
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,14 +141,15 @@ def _wait_for(traffic: Traffic, version: str, timeout: float = 20) -> float:
     raise AssertionError(f"workers did not switch to {version} within {timeout} s: {traffic.since(start)[-5:]}")
 
 
-def test_hot_swap_under_drawing_traffic_then_a_broken_model_is_refused(tmp_path, redis_url, redis_client, variant,
-                                                                       mnist_test):
+def test_hot_swap_under_drawing_traffic_then_a_broken_model_is_refused(tmp_path, variant, mnist_test):
     x, y = mnist_test
     live = tmp_path / "live"
     a = _publish(live, SHIPPED)
-    redis_client.delete("df:model:refused", "df:model:serving")
-    stack = Stack({"REDIS_URL": redis_url, "RATE_LIMIT": "off", "MODEL_DIR": str(live)}, tmp_path / "logs").start_all()
+    # a Redis of its own: no other test's workers (serving another MODEL_DIR) may take these drawings
+    server = RedisServer(tmp_path / "redis").start()
+    stack = Stack({"REDIS_URL": server.url, "RATE_LIMIT": "off", "MODEL_DIR": str(live)}, tmp_path / "logs")
     try:
+        stack.start_all()
         with Traffic(stack.url, digit_png(x[0])) as traffic:
             time.sleep(2)
             b = _publish(live, variant)
@@ -185,3 +186,4 @@ def test_hot_swap_under_drawing_traffic_then_a_broken_model_is_refused(tmp_path,
         assert "refused" in logs and c in logs
     finally:
         stack.stop_all()
+        server.stop()
