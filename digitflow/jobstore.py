@@ -215,10 +215,6 @@ class JobStore:
         pipe.expireat(k, self._expire_at(job_id))
         pipe.execute()
 
-    def labels(self, job_id: str) -> dict[int, int]:
-        """Every human label of the job: index -> label."""
-        return {int(k): int(v) for k, v in self.r.hgetall(self.key(job_id, "labels")).items()}
-
     def cancel(self, job_id: str) -> None:
         k = self.key(job_id, "job")
         pipe = self.r.pipeline()

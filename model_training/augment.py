@@ -47,11 +47,6 @@ class Augmentation:
     flag_angle: tuple[float, float] = (25.0, 55.0)  # degrees below the horizontal of a 1's flag
     flag_length: tuple[float, float] = (0.2, 0.45)  # a 1's flag, as a share of the digit's height
 
-    @property
-    def only_keras_kinds(self) -> bool:
-        """Nothing beyond rotation, zoom and shift is asked for."""
-        return not (self.shear or self.aspect or self.elastic_alpha or self.pen or self.gaps or self.specks
-                    or self.styles)
 
 
 def _ink_box(img: np.ndarray) -> tuple[int, int, int, int] | None:
