@@ -72,3 +72,20 @@ def to_digits(images: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
             digits.append(np.zeros((28, 28), np.uint8))
             refused.append(True)
     return np.stack(digits) if digits else np.zeros((0, 28, 28), np.uint8), np.array(refused, dtype=bool)
+
+
+def default_real_dir() -> Path | None:
+    """$REAL_DATA_DIR, else ../shared/data/real beside the repository (where the project's sets live)."""
+    import os
+
+    env = os.environ.get("REAL_DATA_DIR")
+    here = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"  # beside the checkout
+    path = Path(env) if env else here
+    return path if path.is_dir() else None
+
+
+def real_sets(real_dir: Path | None) -> dict[str, Path]:
+    """Every labelled ZIP in real_dir by name (cvl_valid, cvl_train, semeion, ...)."""
+    if real_dir is None or not Path(real_dir).is_dir():
+        return {}
+    return {p.stem: p for p in sorted(Path(real_dir).glob("*.zip"))}

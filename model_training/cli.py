@@ -19,7 +19,7 @@ def _setup_logging(log_file: Path | None) -> None:
 
 
 def _default_real_dir() -> str | None:
-    from model_training.scoring import default_real_dir
+    from digitflow.labelled import default_real_dir
 
     found = default_real_dir()
     return str(found) if found else None
@@ -30,11 +30,9 @@ def _default_data_dir() -> str | None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from model_training.data import load_mnist
     from model_training.train import TrainConfig, train
 
-    run_dir = Path(args.resume) if args.resume else Path(args.runs_dir) / time.strftime("%Y%m%d-%H%M%S")
-    _setup_logging(run_dir / "train.log")
+    run_dir = _run_dir(args)
     cfg = TrainConfig(
         architecture=args.architecture,
         epochs=args.epochs,
@@ -66,64 +64,68 @@ def cmd_train(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         ema=args.ema,
     )
-    _threads(args.threads)
-    data = load_mnist(args.data_dir, require_full=not args.allow_subset)
+    data = _mnist(args)
     train(data, cfg, run_dir)
     print(f"run folder: {run_dir}")
     return 0
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from dataclasses import fields
-
     from model_training import distill
-    from model_training.data import load_mnist
     from model_training.train import TrainConfig, train
 
-    run_dir = Path(args.resume) if args.resume else Path(args.runs_dir) / time.strftime("%Y%m%d-%H%M%S")
-    _setup_logging(run_dir / "train.log")
-    start = distill.training_config(args.start)
-    known = {f.name for f in fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in start.items() if k in known and k in ("architecture", "val_size",
-                                                                                  "split_seed", "batch_size")})
-    cfg.init_from, cfg.labelled, cfg.epochs, cfg.learning_rate = args.start, args.labelled, args.epochs, args.learning_rate
-    cfg.min_learning_rate, cfg.patience, cfg.seed = min(1e-5, args.learning_rate), args.epochs + 1, args.seed
-    cfg.holdout, cfg.replay, cfg.writer_pattern, cfg.monitor = args.holdout, args.replay, args.writer_pattern, args.monitor
-    cfg.train_limit = args.limit
+    run_dir = _run_dir(args)
+    start = distill.training_config(args.start)  # the start's architecture and validation split
+    cfg = TrainConfig(
+        architecture=start["architecture"], val_size=start["val_size"], split_seed=start["split_seed"],
+        batch_size=start["batch_size"], init_from=args.start, labelled=args.labelled, epochs=args.epochs,
+        learning_rate=args.learning_rate, min_learning_rate=min(1e-5, args.learning_rate), patience=args.epochs + 1,
+        seed=args.seed, holdout=args.holdout, replay=args.replay, writer_pattern=args.writer_pattern,
+        monitor=args.monitor, train_limit=args.limit,
+    )
     if args.distill:  # the starting model's softened answers join the replayed MNIST images' targets
         cfg.teachers, cfg.distill_weight = [args.start], args.distill
-    _threads(args.threads)
-    data = load_mnist(args.data_dir, require_full=not args.allow_subset)
+    data = _mnist(args)
     train(data, cfg, run_dir)
     print(f"run folder: {run_dir}")
     return 0
 
 
 def cmd_soup(args: argparse.Namespace) -> int:
-    from model_training.data import load_mnist
     from model_training.soup import soup
 
-    run_dir = Path(args.runs_dir) / time.strftime("%Y%m%d-%H%M%S")
-    _setup_logging(run_dir / "train.log")
-    _threads(args.threads)
-    data = load_mnist(args.data_dir, require_full=not args.allow_subset)
+    run_dir = _run_dir(args)
+    data = _mnist(args)
     soup(data, [Path(r) for r in args.runs], run_dir, args.weight or None)
     print(f"run folder: {run_dir}")
     return 0
 
 
 def cmd_swa(args: argparse.Namespace) -> int:
-    from model_training.data import load_mnist
     from model_training.swa import config_for, swa
 
-    run_dir = Path(args.resume) if args.resume else Path(args.runs_dir) / time.strftime("%Y%m%d-%H%M%S")
-    _setup_logging(run_dir / "train.log")
-    _threads(args.threads)  # before anything initialises TensorFlow
+    run_dir = _run_dir(args)
     cfg = config_for(args.start, args.epochs, args.learning_rate, args.seed)
-    data = load_mnist(args.data_dir, require_full=not args.allow_subset)
+    data = _mnist(args)
     swa(data, args.start, cfg, run_dir)
     print(f"run folder: {run_dir}")
     return 0
+
+
+def _run_dir(args: argparse.Namespace) -> Path:
+    """The run folder (a new timestamped one, or the one resumed), logging into its train.log."""
+    resume = getattr(args, "resume", None)
+    run_dir = Path(resume) if resume else Path(args.runs_dir) / time.strftime("%Y%m%d-%H%M%S")
+    _setup_logging(run_dir / "train.log")
+    return run_dir
+
+
+def _mnist(args: argparse.Namespace):
+    """TensorFlow's threads set (before anything starts it), then MNIST from --data-dir."""
+    from model_training.data import load_mnist
+
+    _threads(args.threads)
+    return load_mnist(args.data_dir, require_full=not args.allow_subset)
 
 
 def _threads(n: int) -> None:

@@ -30,12 +30,13 @@ from digitflow.contract import (
     resolve_model_dir,
     sha256_file,
 )
+from digitflow.labelled import real_sets
 from model_training import calibration, report
 from model_training.architectures import build, count_macs
 from model_training.data import load_mnist, load_test_split, stratified_split, to_model_input
 from model_training.distill import run_label, training_config
 from model_training.metrics import summary
-from model_training.scoring import load_model, real_sets, score_run, set_digits
+from model_training.scoring import load_model, score, score_run, set_digits
 
 log = logging.getLogger("model_training")
 AGREEMENT_TOLERANCE = 1e-4
@@ -65,12 +66,9 @@ def clean_copy(trained: keras.Model) -> keras.Model:
 MNIST_VALIDATION = "mnist_validation"
 
 
-def calibration_set(name: str, sets: dict[str, Path], run_dir: Path, data_dir: str | None):
-    """(inputs, labels, what it is) to fit the temperature on: a labelled real set (its non-refused
-    images) or, when that set is absent, the run's own MNIST validation split through the front end."""
-    if name in sets:
-        x, y, refused = set_digits(str(sets[name]))
-        return x[~refused], y[~refused], name
+def mnist_validation(name: str, run_dir: Path, data_dir: str | None):
+    """(inputs, labels, MNIST_VALIDATION): the run's own MNIST validation split through the front end,
+    to calibrate on when the labelled set `name` is absent; (None, None, None) without training data."""
     from model_training.train import serving_digits
 
     cfg = training_config(run_dir)
@@ -105,11 +103,15 @@ def export_run(
     model = clean_copy(keras.models.load_model(run_dir / "best.keras"))
     trained_on = {d["sha256"] for d in run_summary.get("labelled") or [] if d.get("sha256")}
     unseen = {n: path for n, path in sets.items() if sha256_file(path) not in trained_on}
-    x_cal, y_cal, fitted_on = calibration_set(calibrate_on, unseen, run_dir, data_dir)
-    temperature = 1.0 if x_cal is None else calibration.fit_temperature(
-        np.asarray(model.predict(x_cal, batch_size=1000, verbose=0)), y_cal)
-    uncalibrated = {name: _confidence(model, path) for name, path in sets.items()}
-    calibration.fold_into(model, temperature)
+    raw = {name: _set_probs(model, path) for name, path in sets.items()}  # once per set, before calibration
+    if calibrate_on in unseen:
+        probs, y_cal, refused = raw[calibrate_on]
+        probs_cal, y_cal, fitted_on = probs[~refused], y_cal[~refused], calibrate_on
+    else:
+        x_cal, y_cal, fitted_on = mnist_validation(calibrate_on, run_dir, data_dir)
+        probs_cal = None if x_cal is None else np.asarray(model.predict(x_cal, batch_size=1000, verbose=0))
+    temperature = 1.0 if probs_cal is None else calibration.fit_temperature(probs_cal, y_cal)
+    calibration.fold_into(model, temperature)  # the same as with_temperature on its probabilities
     log.info("temperature %.3f fitted on %s (%d images)", temperature, fitted_on, 0 if y_cal is None else len(y_cal))
     x_raw, y = load_test_split(data_dir) if data_dir else _keras_test()
     x = to_model_input(x_raw)
@@ -127,15 +129,20 @@ def export_run(
         out.mkdir(parents=True, exist_ok=True)
         for name in (KERAS_FILE, ONNX_FILE):
             shutil.copy(staging / name, out / name)
-    real = {name: {**score_run(run_dir, {name: path}, model)[name], "confidence": _confidence(model, path),
-                   "uncalibrated": uncalibrated[name], **({} if name in unseen else {"trained_on": True})}
-            for name, path in sets.items()}
+    calibrated_probs = {name: (calibration.with_temperature(p, temperature), y_set, refused)
+                        for name, (p, y_set, refused) in raw.items()}
+    real = {name: {**score(p, y_set, refused),
+                   "confidence": calibration.confidence_summary(p[~refused], y_set[~refused]),
+                   "uncalibrated": calibration.confidence_summary(raw[name][0][~refused], y_set[~refused]),
+                   **({} if name in unseen else {"trained_on": True})}
+            for name, (p, y_set, refused) in calibrated_probs.items()}
     calibrated = {"temperature": temperature, "fitted_on": fitted_on, "fitted_images": 0 if y_cal is None else len(y_cal),
                   "folded_into": "the last Dense layer (kernel and bias divided by the temperature)",
                   "mnist_test": calibration.confidence_summary(ort_probs, y)}
     rep = out / REPORT_DIR
     rep.mkdir(exist_ok=True)
-    report.reliability_plot({"MNIST test": (ort_probs, y), **{n: _probs(model, p) for n, p in sets.items()}},
+    report.reliability_plot({"MNIST test": (ort_probs, y),
+                             **{n: (p[~refused], y_set[~refused]) for n, (p, y_set, refused) in calibrated_probs.items()}},
                             rep / "reliability.png", temperature)
     report.training_curves(run_dir / "history.csv", rep / "training_curves.png")
     report.confusion_plot(metrics["confusion_matrix"], rep / "confusion_matrix.png")
@@ -182,18 +189,14 @@ def _comparison(run: str, info: dict, config: dict, test_accuracy: float, **extr
             "planned_epochs": config["epochs"], **extra}
 
 
-def _probs(model: keras.Model, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities and labels of a labelled set's images that the front end accepted."""
+def _set_probs(model: keras.Model, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probabilities, labels, refused) of a labelled set through the front end."""
     x, y, refused = set_digits(str(path))
-    return np.asarray(model.predict(x[~refused], batch_size=1000, verbose=0)), y[~refused]
-
-
-def _confidence(model: keras.Model, path: Path) -> dict:
-    return calibration.confidence_summary(*_probs(model, path))
+    return np.asarray(model.predict(x, batch_size=1000, verbose=0)), y, refused
 
 
 def _real_accuracy(model: keras.Model, sets: dict[str, Path]) -> dict:
-    return {name: round(v["accuracy"], 6) for name, v in score_run(Path("."), sets, model).items()}
+    return {name: round(v["accuracy"], 6) for name, v in score_run(sets, model).items()}
 
 
 def _run_accuracy(run: Path, x: np.ndarray, y: np.ndarray, sets: dict[str, Path]) -> dict:

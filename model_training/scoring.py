@@ -31,9 +31,8 @@ def score(probs: np.ndarray, labels: np.ndarray, refused: np.ndarray) -> dict:
     return {"n": int(len(labels)), "accuracy": float(right.mean()), "refused": int(refused.sum())}
 
 
-def score_run(folder: Path, sets: dict[str, Path], model: keras.Model | None = None) -> dict[str, dict]:
+def score_run(sets: dict[str, Path], model: keras.Model) -> dict[str, dict]:
     """{set name: {n, accuracy, refused}} for every set that exists (a refused image counts as wrong)."""
-    model = model or load_model(folder)
     out = {}
     for name, path in sets.items():
         if not Path(path).exists():
@@ -42,19 +41,3 @@ def score_run(folder: Path, sets: dict[str, Path], model: keras.Model | None = N
         out[name] = score(np.asarray(model.predict(x, batch_size=1000, verbose=0)), y, refused)
     return out
 
-
-def default_real_dir() -> Path | None:
-    """$REAL_DATA_DIR, else ../shared/data/real beside the repository (where the project's sets live)."""
-    import os
-
-    env = os.environ.get("REAL_DATA_DIR")
-    here = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"
-    path = Path(env) if env else here
-    return path if path.is_dir() else None
-
-
-def real_sets(real_dir: Path | None) -> dict[str, Path]:
-    """Every labelled ZIP in real_dir by name (cvl_valid, cvl_train, semeion, ...)."""
-    if real_dir is None or not Path(real_dir).is_dir():
-        return {}
-    return {p.stem: p for p in sorted(Path(real_dir).glob("*.zip"))}

@@ -81,7 +81,7 @@ def main() -> int:
     hits = [(np.asarray(start_model.predict(xb, verbose=0)).argmax(1) == np.asarray(yb).argmax(1)) for xb, yb in val_ds]
     start_val = float(np.concatenate(hits).mean())
     rows = [{"setting": "start (no further training)", "mnist_val": start_val,
-             **{k: v["accuracy"] for k, v in score_run(Path(args.start), sets, start_model).items()}}]
+             **{k: v["accuracy"] for k, v in score_run(sets, start_model).items()}}]
     print(json.dumps(rows[-1]), flush=True)
     for name, extra in SETTINGS.items():
         if args.only and name not in args.only and slug(name) not in args.only:
@@ -92,7 +92,7 @@ def main() -> int:
                               init_from=args.start, **extra)
             train(data, cfg, run_dir)
         summary = json.loads((run_dir / "summary.json").read_text())
-        scores = score_run(run_dir, sets)
+        scores = score_run(sets, load_model(run_dir))
         rows.append({"setting": name, "mnist_val": summary["validation_accuracy"],
                      **{k: v["accuracy"] for k, v in scores.items()}})
         print(json.dumps(rows[-1]), flush=True)

@@ -12,13 +12,11 @@ the figures of an earlier run (its `--save-json`) beside this run's as "before".
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import os
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +27,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 from distortions import EMPTY_KINDS, KINDS, naive_input  # noqa: E402
 
-from digitflow.imaging import ImageError, normalise_bytes, to_png  # noqa: E402
+from digitflow import labelled  # noqa: E402
+from digitflow.imaging import to_png  # noqa: E402
 from digitflow.settings import get_settings  # noqa: E402
 from model_training.data import load_test_split  # noqa: E402
 from worker.engine import Engine  # noqa: E402
@@ -38,25 +37,16 @@ SEMEION_FIXTURE = ROOT / "tests" / "fixtures" / "semeion.zip"
 
 
 def read_labelled(path: Path) -> tuple[list[bytes], np.ndarray]:
-    """A labelled set: a ZIP with images and labels.csv (filename,label) at its root."""
-    with zipfile.ZipFile(path) as z:
-        rows = list(csv.DictReader(io.TextIOWrapper(z.open("labels.csv"), encoding="utf-8")))
-        return [z.read(r["filename"]) for r in rows], np.array([int(r["label"]) for r in rows])
+    """A labelled set's images and labels (digitflow.labelled reads the format)."""
+    s = labelled.read_labelled(path)
+    return s.images, s.labels
 
 
 def front_end(data: list[bytes]) -> tuple[np.ndarray, np.ndarray, float]:
     """The 28x28 digits the model sees (zeros where refused), a refused mask, and CPU ms per image."""
-    digits, refused = [], []
     start = time.process_time()
-    for d in data:
-        try:
-            digits.append(normalise_bytes(d))
-            refused.append(False)
-        except ImageError:
-            digits.append(np.zeros((28, 28), np.uint8))
-            refused.append(True)
-    ms = (time.process_time() - start) * 1000 / max(len(data), 1)
-    return np.stack(digits), np.array(refused), ms
+    digits, refused = labelled.to_digits(data)
+    return digits, refused, (time.process_time() - start) * 1000 / max(len(data), 1)
 
 
 def predict(engine: Engine, digits: np.ndarray) -> np.ndarray:
@@ -114,7 +104,8 @@ def montage(cases: list[tuple[str, bytes, np.ndarray, int, int]], path: Path, ce
 
 
 def real_sets(real_dir: Path | None) -> dict[str, Path]:
-    sets = {p.stem: p for p in sorted(real_dir.glob("*.zip"))} if real_dir and real_dir.is_dir() else {}
+    """Every labelled ZIP in real_dir; the carried Semeion fixture when that has none."""
+    sets = labelled.real_sets(real_dir)
     if "semeion" not in sets and SEMEION_FIXTURE.exists():
         sets["semeion"] = SEMEION_FIXTURE
     return sets

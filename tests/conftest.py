@@ -105,3 +105,17 @@ def all_results(base: str, job_id: str, headers: dict | None = None) -> list[dic
         items += page["items"]
         url = page["next"]
     return items
+
+
+def write_mnist_dir(folder: Path, x: np.ndarray, y: np.ndarray, train: int | None, test_from: int = 9000) -> Path:
+    """An MNIST folder of IDX files made from the carried test split: the first `train` images as the
+    training split (None: no training files) and images from `test_from` on as the test split."""
+    from model_training.data import write_idx
+
+    folder.mkdir(parents=True)
+    parts = [("t10k-images-idx3-ubyte.gz", x[test_from:]), ("t10k-labels-idx1-ubyte.gz", y[test_from:])]
+    if train is not None:
+        parts += [("train-images-idx3-ubyte.gz", x[:train]), ("train-labels-idx1-ubyte.gz", y[:train])]
+    for name, arr in parts:
+        write_idx(folder / name, arr)
+    return folder

@@ -14,8 +14,7 @@ import pytest
 import requests
 
 from digitflow.labelled import read_labelled, to_digits
-from model_training.data import write_idx
-from tests.conftest import all_results, digit_png, make_zip, wait_job
+from tests.conftest import all_results, digit_png, make_zip, wait_job, write_mnist_dir
 
 
 @pytest.fixture
@@ -109,11 +108,7 @@ def test_labelled_export_round_trips_and_feeds_finetune(api, job, mnist_test, tm
     from model_training.data import Mnist
     from model_training.train import TrainConfig, train
 
-    data = tmp_path / "mnist"
-    data.mkdir()
-    for name, arr in (("train-images-idx3-ubyte.gz", x[:2000]), ("train-labels-idx1-ubyte.gz", y[:2000]),
-                      ("t10k-images-idx3-ubyte.gz", x[9000:]), ("t10k-labels-idx1-ubyte.gz", y[9000:])):
-        write_idx(data / name, arr)
+    data = write_mnist_dir(tmp_path / "mnist", x, y, train=2000)
     start = tmp_path / "start"
     train(Mnist(x[:2000], y[:2000], x[9000:], y[9000:]), TrainConfig(architecture="tiny", epochs=1), start)
     ft = subprocess.run([sys.executable, "-m", "model_training", "finetune", str(start), "--labelled", str(path),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from digitflow.contract import sha256_file
-from model_training.data import write_idx
+from tests.conftest import write_mnist_dir
 
 pytestmark = pytest.mark.slow
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -19,13 +19,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 def test_train_then_export_produces_a_consistent_model(tmp_path, mnist_test):
     x, y = mnist_test
-    data = tmp_path / "mnist"
-    data.mkdir()
     # The carried fixture holds only the test split: train on part of it, report on the rest.
-    write_idx(data / "train-images-idx3-ubyte.gz", x[:6000])
-    write_idx(data / "train-labels-idx1-ubyte.gz", y[:6000])
-    write_idx(data / "t10k-images-idx3-ubyte.gz", x[9000:])
-    write_idx(data / "t10k-labels-idx1-ubyte.gz", y[9000:])
+    data = write_mnist_dir(tmp_path / "mnist", x, y, train=6000)
     env_cmd = [sys.executable, "-m", "model_training"]
     train = subprocess.run(
         [*env_cmd, "train", "--data-dir", str(data), "--architecture", "tiny", "--epochs", "2", "--batch-size", "32", "--allow-subset",
@@ -239,10 +234,7 @@ def test_swa_continues_a_run_validates_the_average_and_exports(tmp_path, mnist_t
     # a finished run resumed does no more epochs; export promotes it like any run
     assert swa(data, start, cfg, run)["validation_accuracy"] == pytest.approx(summary["validation_accuracy"])
     assert len(list(csv.DictReader((run / "history.csv").open()))) == 3
-    write = tmp_path / "mnist"
-    write.mkdir()
-    for stem, arr in (("t10k-images-idx3-ubyte.gz", x[9000:]), ("t10k-labels-idx1-ubyte.gz", y[9000:])):
-        write_idx(write / stem, arr)
+    write = write_mnist_dir(tmp_path / "mnist", x, y, train=None)
     card = export_run(run, tmp_path / "models", str(write))
     assert card["swa"]["from"] == f"run {tmp_path.name}/start" and card["epochs"] == 5
 
@@ -260,12 +252,7 @@ def test_finetune_trains_on_a_labelled_set_split_by_writer_and_the_card_names_pa
     from model_training.train import TrainConfig, train
 
     x, y = mnist_test
-    data = tmp_path / "mnist"
-    data.mkdir()
-    write_idx(data / "train-images-idx3-ubyte.gz", x[:3000])
-    write_idx(data / "train-labels-idx1-ubyte.gz", y[:3000])
-    write_idx(data / "t10k-images-idx3-ubyte.gz", x[9000:])
-    write_idx(data / "t10k-labels-idx1-ubyte.gz", y[9000:])
+    data = write_mnist_dir(tmp_path / "mnist", x, y, train=3000)
     start = tmp_path / "start"
     train(Mnist(x[:3000], y[:3000], x[9000:], y[9000:]), TrainConfig(architecture="tiny", epochs=1, batch_size=32), start)
     # a labelled set as people's corrections would come: scans (dark ink on light paper), ten writers
@@ -329,9 +316,6 @@ def test_a_soup_averages_runs_from_one_start_and_exports(tmp_path, mnist_test):
     assert np.allclose(got[0], 0.25 * a[0] + 0.75 * b[0], atol=1e-6)  # the first conv kernel: the weighted mean
     with pytest.raises(ValueError, match="two runs"):
         soup(data, [tmp_path / "a"], tmp_path / "one")
-    write = tmp_path / "mnist"
-    write.mkdir()
-    for stem, arr in (("t10k-images-idx3-ubyte.gz", x[9000:]), ("t10k-labels-idx1-ubyte.gz", y[9000:])):
-        write_idx(write / stem, arr)
+    write = write_mnist_dir(tmp_path / "mnist", x, y, train=None)
     card = export_run(tmp_path / "soup", tmp_path / "models", str(write), flat=True)
     assert card["soup"]["of"] == summary["soup"]["of"]
