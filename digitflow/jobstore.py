@@ -58,8 +58,10 @@ class JobStore:
 
     # -- creation (web) -------------------------------------------------------------------------
     def create(self, total: int, chunks: int, kind: str, model: dict[str, Any], job_id: str | None = None,
-               single: tuple[str, bytes] | None = None) -> str:
-        """A new job; `single` = (name, raw input) stores a one-image job in the same round trip."""
+               single: tuple[str, bytes] | None = None, client: str | None = None,
+               callback_url: str | None = None) -> str:
+        """A new job; `single` = (name, raw input) stores a one-image job in the same round trip.
+        `client` names the API key that owns it; `callback_url` receives its end event (webhooks)."""
         job_id = job_id or new_job_id()
         now = time.time()
         meta = {
@@ -70,6 +72,8 @@ class JobStore:
             "created_at": now,
             "expires_at": now + self.ttl,
             "model": json.dumps(model),
+            **({"client": client} if client else {}),
+            **({"callback_url": callback_url} if callback_url else {}),
         }
         expire_at = int(now + self.ttl) + 1
         pipe = self.r.pipeline()
@@ -285,6 +289,7 @@ class JobStore:
             "finished_at": ts("finished_at"),
             "expires_at": ts("expires_at"),
             "model": json.loads(m["model"]),
+            **{name: m[name] for name in ("client", "callback_url") if name in m},
         }
 
     def results(self, job_id: str, offset: int, limit: int) -> list[dict[str, Any]]:

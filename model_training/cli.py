@@ -29,6 +29,37 @@ def _default_data_dir() -> str | None:
     return os.environ.get("MNIST_DIR") or None
 
 
+def _augmentation_args(p: argparse.ArgumentParser, **defaults: float) -> None:
+    """The augmentation flags of train and finetune (units in the help); `defaults` overrides some."""
+    d = {"rotation": 10.0, "zoom": 0.10, "shift": 0.10, "shear": 0.0, "aspect": 0.0, "elastic_alpha": 0.0, **defaults}
+    p.add_argument("--rotation", type=float, default=d["rotation"], help="random rotation, +- degrees")
+    p.add_argument("--zoom", type=float, default=d["zoom"], help="random zoom, +- fraction")
+    p.add_argument("--shift", type=float, default=d["shift"], help="random translation, +- fraction of width/height")
+    p.add_argument("--shear", type=float, default=d["shear"], help="random slant, +- degrees")
+    p.add_argument("--aspect", type=float, default=d["aspect"],
+                   help="random stretch: width/height times a factor in [1/(1+A), 1+A]")
+    p.add_argument("--elastic-alpha", type=float, default=d["elastic_alpha"],
+                   help="elastic distortion strength in px (Simard et al. 2003 used 34 with sigma 4; 0: off)")
+    p.add_argument("--elastic-sigma", type=float, default=4.0, help="smoothing of the elastic field, px")
+    p.add_argument("--pen", type=float, default=0.0, help="random change of stroke width, +- px")
+    p.add_argument("--gaps", type=float, default=0.0, help="probability of one or two pen skips per image")
+    p.add_argument("--specks", type=float, default=0.0, help="probability of one to three specks per image")
+    p.add_argument("--styles", type=float, default=0.0,
+                   help="probability that a 1 gets a flag (and maybe a foot), a 7 a cross bar")
+    p.add_argument("--flag-angle", type=float, nargs=2, default=[25.0, 55.0], metavar=("LO", "HI"),
+                   help="a style-variant 1's flag: degrees below the horizontal")
+    p.add_argument("--flag-length", type=float, nargs=2, default=[0.2, 0.45], metavar=("LO", "HI"),
+                   help="a style-variant 1's flag: share of the digit's height")
+
+
+def _augmentation_config(args: argparse.Namespace) -> dict:
+    """TrainConfig's augmentation fields from the flags of _augmentation_args."""
+    return {"rotation_degrees": args.rotation, "zoom": args.zoom, "shift": args.shift, "shear": args.shear,
+            "aspect": args.aspect, "elastic_alpha": args.elastic_alpha, "elastic_sigma": args.elastic_sigma,
+            "pen": args.pen, "gaps": args.gaps, "specks": args.specks, "styles": args.styles,
+            "flag_angle": tuple(args.flag_angle), "flag_length": tuple(args.flag_length)}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from model_training.train import TrainConfig, train
 
@@ -41,19 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay,
         seed=args.seed,
         split_seed=args.split_seed,
-        rotation_degrees=args.rotation,
-        zoom=args.zoom,
-        shift=args.shift,
-        shear=args.shear,
-        aspect=args.aspect,
-        elastic_alpha=args.elastic_alpha,
-        elastic_sigma=args.elastic_sigma,
-        pen=args.pen,
-        gaps=args.gaps,
-        specks=args.specks,
-        styles=args.styles,
-        flag_angle=tuple(args.flag_angle),
-        flag_length=tuple(args.flag_length),
+        **_augmentation_config(args),
         init_from=args.init_from,
         monitor=args.monitor,
         train_limit=args.limit,
@@ -81,7 +100,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         batch_size=start["batch_size"], init_from=args.start, labelled=args.labelled, epochs=args.epochs,
         learning_rate=args.learning_rate, min_learning_rate=min(1e-5, args.learning_rate), patience=args.epochs + 1,
         seed=args.seed, holdout=args.holdout, replay=args.replay, writer_pattern=args.writer_pattern,
-        monitor=args.monitor, train_limit=args.limit,
+        monitor=args.monitor, train_limit=args.limit, ema=args.ema, **_augmentation_config(args),
     )
     if args.distill:  # the starting model's softened answers join the replayed MNIST images' targets
         cfg.teachers, cfg.distill_weight = [args.start], args.distill
@@ -177,24 +196,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=1234, help="seed of weights, shuffling and augmentation")
     t.add_argument("--split-seed", type=int, default=7, help="seed of the validation split (keep it fixed to compare runs)")
     t.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: all cores)")
-    t.add_argument("--rotation", type=float, default=10.0, help="random rotation, +- degrees")
-    t.add_argument("--zoom", type=float, default=0.10, help="random zoom, +- fraction")
-    t.add_argument("--shift", type=float, default=0.10, help="random translation, +- fraction of width/height")
-    t.add_argument("--shear", type=float, default=0.0, help="random slant, +- degrees")
-    t.add_argument("--aspect", type=float, default=0.0,
-                   help="random stretch: width/height times a factor in [1/(1+A), 1+A]")
-    t.add_argument("--elastic-alpha", type=float, default=0.0,
-                   help="elastic distortion strength in px (Simard et al. 2003 used 34 with sigma 4; 0: off)")
-    t.add_argument("--elastic-sigma", type=float, default=4.0, help="smoothing of the elastic field, px")
-    t.add_argument("--pen", type=float, default=0.0, help="random change of stroke width, +- px")
-    t.add_argument("--gaps", type=float, default=0.0, help="probability of one or two pen skips per image")
-    t.add_argument("--specks", type=float, default=0.0, help="probability of one to three specks per image")
-    t.add_argument("--styles", type=float, default=0.0,
-                   help="probability that a 1 gets a flag (and maybe a foot), a 7 a cross bar")
-    t.add_argument("--flag-angle", type=float, nargs=2, default=[25.0, 55.0], metavar=("LO", "HI"),
-                   help="a style-variant 1's flag: degrees below the horizontal")
-    t.add_argument("--flag-length", type=float, nargs=2, default=[0.2, 0.45], metavar=("LO", "HI"),
-                   help="a style-variant 1's flag: share of the digit's height")
+    _augmentation_args(t)
     t.add_argument("--init-from", default=None, metavar="FOLDER",
                    help="start from the weights of this run or model folder (same validation split)")
     t.add_argument("--monitor", action="append", default=[], metavar="SET",
@@ -230,6 +232,9 @@ def parser() -> argparse.ArgumentParser:
                    help="mix the starting model's softened probabilities into the replayed MNIST images' "
                         "targets with this weight (below 0.5; 0: off): it keeps what the start knew about MNIST")
     f.add_argument("--monitor", action="append", default=[], metavar="SET", help="labelled set scored every epoch")
+    f.add_argument("--ema", type=float, default=0.0, metavar="MOMENTUM",
+                   help="validate and checkpoint an exponential moving average of the weights (0: off)")
+    _augmentation_args(f)
     f.add_argument("--seed", type=int, default=1)
     f.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: all cores)")
     f.add_argument("--limit", type=int, default=None, help="replay at most N MNIST images (smoke runs)")

@@ -59,9 +59,9 @@ def pixels_input(value: Any) -> bytes:
         raise ApiError(exc.status, exc.code, exc.message) from None
 
 
-def create_single(svc: Services, name: str, raw: bytes) -> str:
-    """A one-image job on the interactive queue."""
-    job_id = svc.store.create(total=1, chunks=1, kind="single", model=svc.model, single=(name, raw))
+def create_single(svc: Services, name: str, raw: bytes, **fields: str | None) -> str:
+    """A one-image job on the interactive queue; `fields` (client, callback_url) go to JobStore.create."""
+    job_id = svc.store.create(total=1, chunks=1, kind="single", model=svc.model, single=(name, raw), **fields)
     svc.send_drawing(job_id)
     return job_id
 
@@ -96,8 +96,9 @@ def limits(svc: Services) -> Limits:
     return Limits(s.max_zip_entries, s.max_total_uncompressed, s.max_entry_bytes, s.max_compression_ratio)
 
 
-def create_bulk(svc: Services, files: list[tuple[str, IO[bytes]]]) -> str:
-    """A bulk job from one ZIP or several single image files."""
+def create_bulk(svc: Services, files: list[tuple[str, IO[bytes]]], **fields: str | None) -> str:
+    """A bulk job from one ZIP or several single image files; `fields` (client, callback_url) go to
+    JobStore.create."""
     size = svc.settings.chunk_size
     if len(files) == 1:
         name, fh = files[0]
@@ -110,7 +111,7 @@ def create_bulk(svc: Services, files: list[tuple[str, IO[bytes]]]) -> str:
             except ArchiveError as exc:
                 raise ApiError(exc.status, exc.code, exc.message) from None
             chunks = (len(infos) + size - 1) // size
-            job_id = svc.store.create(total=len(infos), chunks=chunks, kind="bulk", model=svc.model)
+            job_id = svc.store.create(total=len(infos), chunks=chunks, kind="bulk", model=svc.model, **fields)
             with zf:
                 _store_chunks(svc, job_id, read_entries(zf, infos, lim))
             return job_id
@@ -122,6 +123,6 @@ def create_bulk(svc: Services, files: list[tuple[str, IO[bytes]]]) -> str:
         else:
             entries.append(Entry(printable(name), data=data))
     chunks = (len(entries) + size - 1) // size
-    job_id = svc.store.create(total=len(entries), chunks=chunks, kind="bulk", model=svc.model)
+    job_id = svc.store.create(total=len(entries), chunks=chunks, kind="bulk", model=svc.model, **fields)
     _store_chunks(svc, job_id, entries)
     return job_id
