@@ -1,7 +1,8 @@
 """The job store in Redis: inputs by chunk, results keyed by image index, progress, states, TTL.
 
 Keys share the hash tag {job_id}, so one job lives on one Redis Cluster slot:
-  df:{id}:job       hash   status, total, chunks, kind, created_at, started_at, finished_at, expires_at, model
+  df:{id}:job       hash   status, total, chunks, kind, created_at, started_at, finished_at, expires_at, model,
+                           client, callback_url, webhook_status, webhook_attempts, webhook_error
   df:{id}:names     list   file names in input order
   df:{id}:in:{c}    hash   index -> raw input bytes of chunk c (deleted once the chunk is done)
   df:{id}:res       hash   index -> JSON result (digit, confidence, probabilities) or error
@@ -13,23 +14,43 @@ Keys share the hash tag {job_id}, so one job lives on one Redis Cluster slot:
   df:{id}:by        hash   chunk -> the worker node that stored its results
   df:{id}:notify    list   a token pushed when the job finishes (single predictions wait on it)
   df:active         zset   unfinished bulk jobs -> time of their last progress (worker/reconcile.py)
+  df:metrics:*      hash   images by outcome, bulk jobs by state entered (digitflow/metrics_keys.py)
 Results keyed by index make a re-delivered chunk overwrite, never duplicate; done = HLEN(res).
+A job ends once: a small Lua script moves it to a final state only from an unfinished one, so of two
+racing finishers (or a finisher and a cancel) exactly one wins; the winner hands the job's webhook to
+`on_end` (the web and the workers enqueue its delivery there; this package imports no Celery).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
+from digitflow.metrics_keys import JOBS, count_images
+
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 FINAL = {SUCCEEDED, FAILED, CANCELLED}
 DIGIT_MAGIC = b"\x00DFDIGIT"  # raw inputs already normalised by the web: 784 bytes follow
 ACTIVE = "df:active"
+log = logging.getLogger(__name__)
+# KEYS[1] the job hash; ARGV final status, now, "1" to set started_at too. 0: it had ended (or expired)
+# already; 1: this call ended it; 2: this call ended it and it has a callback URL.
+END_SCRIPT = """
+local s = redis.call('hget', KEYS[1], 'status')
+if not s or s == 'succeeded' or s == 'failed' or s == 'cancelled' then return 0 end
+redis.call('hset', KEYS[1], 'status', ARGV[1], 'finished_at', ARGV[2])
+if ARGV[3] == '1' then redis.call('hsetnx', KEYS[1], 'started_at', ARGV[2]) end
+return 1 + redis.call('hexists', KEYS[1], 'callback_url')
+"""
+# Sets fields of a job hash only while the job exists (a deleted job must not come back as a stub).
+SET_IF_EXISTS = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('hset', KEYS[1], unpack(ARGV)) end return 0"
 
 
 def new_job_id() -> str:
@@ -45,12 +66,23 @@ def iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
+def webhook_state(m: dict[str, str]) -> dict[str, Any]:
+    """waiting (the job runs), pending (being delivered), delivered or failed; attempts; the last error."""
+    status = m.get("webhook_status") or ("pending" if m["status"] in FINAL else "waiting")
+    state = {"status": status, "attempts": int(m.get("webhook_attempts", 0))}
+    return {**state, "error": m["webhook_error"]} if m.get("webhook_error") else state
+
+
 class JobStore:
     """Reads and writes jobs; used by the web (create, read, cancel) and the worker (process)."""
 
-    def __init__(self, client: redis.Redis, ttl_seconds: int):
+    def __init__(self, client: redis.Redis, ttl_seconds: int, on_end: Callable[[JobStore, str], None] | None = None):
+        """`on_end(store, job_id)` is called once when a job with a callback URL ends (its webhook)."""
         self.r = client
         self.ttl = ttl_seconds
+        self.on_end = on_end
+        self._end_script = client.register_script(END_SCRIPT)
+        self._set_if_exists = client.register_script(SET_IF_EXISTS)
 
     @staticmethod
     def key(job_id: str, part: str) -> str:
@@ -85,8 +117,13 @@ class JobStore:
             for part in ("names", "in:0"):
                 pipe.expireat(self.key(job_id, part), expire_at)
         pipe.execute()
-        if kind != "single":  # outside the transaction: another Redis Cluster slot than the job's keys
-            self.r.zadd(ACTIVE, {job_id: now})
+        if kind != "single":  # outside the transaction: other Redis Cluster slots than the job's keys
+            pipe = self.r.pipeline(transaction=False)
+            pipe.zadd(ACTIVE, {job_id: now})
+            pipe.hincrby(JOBS, QUEUED, 1)
+            pipe.zadd(self.client_key(client), {job_id: now})
+            pipe.expire(self.client_key(client), self.ttl + 60)  # the newest job's lifetime
+            pipe.execute()
         return job_id
 
     def add_chunk(self, job_id: str, chunk: int, names: list[str], inputs: dict[int, bytes],
@@ -124,7 +161,10 @@ class JobStore:
     def mark_running(self, job_id: str) -> None:
         k = self.key(job_id, "job")
         if self.r.hsetnx(k, "started_at", time.time()) and self.status(job_id) == QUEUED:
-            self.r.hset(k, "status", RUNNING)
+            pipe = self.r.pipeline(transaction=False)
+            pipe.hset(k, "status", RUNNING)
+            pipe.hincrby(JOBS, RUNNING, 1)
+            pipe.execute()
 
     def status(self, job_id: str) -> str | None:
         s = self.r.hget(self.key(job_id, "job"), "status")
@@ -145,6 +185,7 @@ class JobStore:
             errors = [str(i) for i, v in results.items() if "error" in v]
             if errors:
                 pipe.hset(err_key, mapping=dict.fromkeys(errors, 1))
+            count_images(pipe, results.values())  # once a chunk: a re-delivery finds its inputs gone
         if images:
             pipe.hset(img_key, mapping={str(i): b for i, b in images.items()})
         for k in (res_key, err_key, img_key):
@@ -158,7 +199,8 @@ class JobStore:
         pipe.execute()
         self.finish_if_complete(job_id)
 
-    def finish_if_complete(self, job_id: str) -> None:
+    def finish_if_complete(self, job_id: str) -> str | None:
+        """Mark the job finished if every image has a result; returns its final state if this call did it."""
         k = self.key(job_id, "job")
         pipe = self.r.pipeline()
         pipe.hmget(k, "status", "total")
@@ -166,15 +208,52 @@ class JobStore:
         pipe.hlen(self.key(job_id, "err"))
         (status, total), done, failed = pipe.execute()
         if status is None or status.decode() in FINAL or total is None or done < int(total):
-            return
+            return None
         final = FAILED if failed == done and done > 0 else SUCCEEDED
-        self.r.hsetnx(k, "finished_at", time.time())
-        self.r.hsetnx(k, "started_at", time.time())
-        self.r.hset(k, "status", final)
-        self.forget(job_id)
+        ended = self._end(job_id, final, started=True)
+        if not ended:  # a concurrent finisher or a cancel came first
+            return None
         notify = self.key(job_id, "notify")
         self.r.rpush(notify, final)
         self.r.expire(notify, 60)
+        self._retire(job_id, final, callback=ended == 2)
+        return final
+
+    def _end(self, job_id: str, final: str, started: bool) -> int:
+        """END_SCRIPT: 0 if the job had ended already, 1 if this call ended it, 2 and it has a callback URL."""
+        return int(self._end_script(keys=[self.key(job_id, "job")], args=[final, time.time(), int(started)]))
+
+    def _retire(self, job_id: str, final: str, callback: bool) -> None:
+        """After this process ended the job: hand over its webhook, then take it out of df:active (counted once).
+        If the hand-over fails the job stays there, and the reconcile scan calls settle() for it later."""
+        if callback and not self._hand_over(job_id):
+            return
+        if self.forget(job_id):  # only the call that took the job out of df:active counts it
+            self.r.hincrby(JOBS, final, 1)
+
+    def _hand_over(self, job_id: str) -> bool:
+        """Give the ended job's webhook to on_end; False (logged) if that failed."""
+        if self.on_end is None:
+            return True
+        try:
+            self.on_end(self, job_id)
+            return True
+        except Exception:
+            log.warning("job %s: webhook not handed over; the reconcile scan tries again", job_id, exc_info=True)
+            return False
+
+    def settle(self, job_id: str) -> None:
+        """A job that ended but is still in df:active (its webhook hand-over failed or its process died): retry."""
+        status, callback = self.r.hmget(self.key(job_id, "job"), "status", "callback_url")
+        if status is None or status.decode() not in FINAL:
+            self.forget(job_id)
+            return
+        self._retire(job_id, status.decode(), callback=callback is not None)
+
+    def record_webhook(self, job_id: str, status: str, attempts: int, error: str | None = None) -> None:
+        """The delivery state of the job's webhook (pending, delivered, failed), unless the job is gone."""
+        self._set_if_exists(keys=[self.key(job_id, "job")],
+                            args=["webhook_status", status, "webhook_attempts", attempts, "webhook_error", error or ""])
 
     def load_singles(self, job_ids: list[str]) -> list[tuple[int, bytes | None]]:
         """For one-image jobs: (deliveries so far including this one, raw input or None) in one round trip."""
@@ -190,9 +269,12 @@ class JobStore:
         """Store results of one-image jobs, finish them and wake their waiters, in one round trip."""
         now = time.time()
         pipe = self.r.pipeline(transaction=False)
+        callbacks = []  # (job, position of its callback URL in the replies): POST /predict takes none today
         for job_id, result, image in done:
             k = self.key(job_id, "job")
             failed = "error" in result
+            callbacks.append((job_id, len(pipe)))
+            pipe.hget(k, "callback_url")
             pipe.hset(self.key(job_id, "res"), "0", json.dumps(result, separators=(",", ":")))
             if failed:
                 pipe.hset(self.key(job_id, "err"), "0", 1)
@@ -206,7 +288,11 @@ class JobStore:
             pipe.expire(self.key(job_id, "notify"), 60)
             for part in ("res", "err", "img"):
                 pipe.expire(self.key(job_id, part), self.ttl)
-        pipe.execute()
+        count_images(pipe, (result for _, result, _ in done))
+        replies = pipe.execute()
+        for job_id, at in callbacks:
+            if replies[at] is not None:
+                self._hand_over(job_id)  # the event id is the job's: a drawing delivered twice dedupes
 
     def set_label(self, job_id: str, index: int, label: int | None) -> None:
         """A reviewer's label for one item (None clears it); it lives as long as the job."""
@@ -219,18 +305,23 @@ class JobStore:
         pipe.expireat(k, self._expire_at(job_id))
         pipe.execute()
 
-    def cancel(self, job_id: str) -> None:
+    def cancel(self, job_id: str) -> bool:
+        """Cancel an unfinished job and drop its inputs; False if it had ended already."""
         k = self.key(job_id, "job")
+        ended = self._end(job_id, CANCELLED, started=False)
         pipe = self.r.pipeline()
-        pipe.hset(k, mapping={"status": CANCELLED, "finished_at": time.time()})
         chunks = int(self.r.hget(k, "chunks") or 0)
         for c in range(chunks):
             pipe.delete(self.key(job_id, f"in:{c}"))
         pipe.execute()
-        self.forget(job_id)
+        if ended:  # else whoever ended it takes it out of df:active
+            self._retire(job_id, CANCELLED, callback=ended == 2)
+        return bool(ended)
 
     def delete(self, job_id: str) -> None:
-        chunks = int(self.r.hget(self.key(job_id, "job"), "chunks") or 0)
+        chunks, client = self.r.hmget(self.key(job_id, "job"), "chunks", "client")
+        chunks = int(chunks or 0)
+        self.r.zrem(self.client_key(client.decode() if client else None), job_id)
         parts = ["job", "names", "res", "err", "img", "labels", "prev", "notify", "by"]
         parts += [f"in:{c}" for c in range(chunks)] + [f"tries:{c}" for c in range(chunks)]
         self.r.delete(*(self.key(job_id, p) for p in parts))
@@ -244,8 +335,9 @@ class JobStore:
     def touch(self, job_id: str) -> None:
         self.r.zadd(ACTIVE, {job_id: time.time()}, xx=True)
 
-    def forget(self, job_id: str) -> None:
-        self.r.zrem(ACTIVE, job_id)
+    def forget(self, job_id: str) -> bool:
+        """Take a job out of the unfinished ones; True if it was there."""
+        return bool(self.r.zrem(ACTIVE, job_id))
 
     def pending_chunks(self, job_id: str) -> list[int]:
         """Chunks whose inputs are still stored, i.e. not yet done."""
@@ -263,6 +355,21 @@ class JobStore:
         return bool(got) or self.status(job_id) in FINAL
 
     # -- reading (web) ----------------------------------------------------------------------------
+    @staticmethod
+    def client_key(client: str | None) -> str:
+        """The sorted set of a client's bulk jobs by creation time (`-`: the open service's one client)."""
+        return f"df:jobs:{client or '-'}"
+
+    def client_jobs(self, client: str | None, offset: int, limit: int) -> tuple[list[str], int]:
+        """A page of the client's bulk jobs, newest first, and how many it has (expired ones pruned)."""
+        k = self.client_key(client)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zremrangebyscore(k, "-inf", time.time() - self.ttl)
+        pipe.zcard(k)
+        pipe.zrevrange(k, offset, offset + limit - 1)
+        _, total, ids = pipe.execute()
+        return [i.decode() for i in ids], int(total)
+
     def get(self, job_id: str) -> dict[str, Any] | None:
         pipe = self.r.pipeline()
         pipe.hgetall(self.key(job_id, "job"))
@@ -290,6 +397,7 @@ class JobStore:
             "expires_at": ts("expires_at"),
             "model": json.loads(m["model"]),
             **{name: m[name] for name in ("client", "callback_url") if name in m},
+            **({"webhook": webhook_state(m)} if "callback_url" in m else {}),
         }
 
     def results(self, job_id: str, offset: int, limit: int) -> list[dict[str, Any]]:

@@ -18,7 +18,8 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     model_dir: Path = ROOT / "models"
     mnist_dir: Path | None = None
-    api_token: str = ""
+    api_token: str = ""  # one key, named `default` (web/auth.py)
+    api_keys: str = ""  # comma-separated name:token pairs, one per client
     secret_key: str = ""
     inference_backend: str = "onnx"  # onnx (default) or keras (the reference)
     inference_threads: int = 0  # 0: cores / worker processes, at least 1
@@ -43,6 +44,13 @@ class Settings:
     # web
     predict_wait_default: float = 5.0
     predict_wait_max: float = 30.0
+    # webhooks (digitflow/webhooks.py, digitflow/callback_url.py)
+    webhook_secret: str = ""  # signs every event; without it callback URLs are refused
+    webhook_allowed_hosts: str = ""  # comma-separated host[:port] receivers allowed although not public
+    # metrics (web/metrics.py, worker/metrics.py)
+    metrics_token: str = ""  # empty: GET /metrics is open; else it needs `Authorization: Bearer <token>`
+    metrics_port: int = 0  # a worker's own metrics port; 0: off
+    metrics_host: str = "127.0.0.1"  # where a worker's metrics port listens (0.0.0.0 in containers)
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod

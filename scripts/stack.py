@@ -89,12 +89,15 @@ class RedisServer:
 class Stack:
     """The service's processes with a shared environment; each can be started, killed, restarted."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path, port: int | None = None, bulk_processes: int = 2):
+    def __init__(self, env: dict[str, str], log_dir: Path, port: int | None = None, bulk_processes: int = 2,
+                 metrics_ports: dict[str, int] | None = None):
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.log_dir = log_dir
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.bulk_processes = bulk_processes
+        self.metrics_ports = dict(metrics_ports or {})  # worker name -> its METRICS_PORT; other workers: none
+        self.metrics_dirs: dict[str, str] = {}
         self.procs: dict[str, subprocess.Popen] = {}
 
     @property
@@ -115,11 +118,28 @@ class Stack:
         env = dict(self.env, PORT=str(self.port))
         if name.startswith("bulk"):
             env["WORKER_PROCESSES"] = str(self.bulk_processes)
+        self._metrics_env(name, env)
         with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own descriptor
             proc = subprocess.Popen(self.command(name), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         self.procs[name] = proc
         return proc
+
+    def _metrics_env(self, name: str, env: dict[str, str]) -> None:
+        """A fresh PROMETHEUS_MULTIPROC_DIR per start for gunicorn and for each worker with a metrics port
+        (its own: prometheus_client's folders must not be shared between services); none for the others."""
+        self._drop_metrics_dir(name)
+        port = 0 if name == "web" else self.metrics_ports.get(name, 0)
+        env["METRICS_PORT"] = str(port)
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        if name == "web" or port:
+            folder = tempfile.mkdtemp(prefix=f"digitflow-{name}-metrics-")
+            self.metrics_dirs[name] = env["PROMETHEUS_MULTIPROC_DIR"] = folder
+
+    def _drop_metrics_dir(self, name: str) -> None:
+        folder = self.metrics_dirs.pop(name, None)
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def start_all(self, workers: tuple[str, ...] = ("bulk", "interactive")) -> Stack:
         for name in (*workers, "web"):
@@ -165,6 +185,7 @@ class Stack:
             proc.wait()
         except ProcessLookupError:
             pass
+        self._drop_metrics_dir(name)
 
     def stop_all(self) -> None:
         for name in list(self.procs):
@@ -187,8 +208,10 @@ def main() -> int:
     redis_url, embedded = choose_redis(var)
     where = f"its own redis-server ({redis_server_binary()})" if embedded else "existing Redis"
     print(f"digitflow: using {where} at {redis_url}", flush=True)
+    metrics = int(os.environ.get("METRICS_PORT") or 0)  # the bulk worker's; the interactive one's is next
     stack = Stack({"REDIS_URL": redis_url}, var / "logs", port=int(os.environ.get("PORT", "5000")),
-                  bulk_processes=int(os.environ.get("WORKER_PROCESSES", "2")))
+                  bulk_processes=int(os.environ.get("WORKER_PROCESSES", "2")),
+                  metrics_ports={"bulk": metrics, "interactive": metrics + 1} if metrics else None)
     stopping = False
 
     def on_signal(signum, _frame):
@@ -200,6 +223,8 @@ def main() -> int:
     try:
         stack.start_all()
         print(f"digitflow is ready: {stack.url}   (logs in {stack.log_dir}; Ctrl-C stops everything)", flush=True)
+        print(f"metrics: {stack.url}/metrics" + "".join(f", {name} worker on http://127.0.0.1:{port}/metrics"
+                                                         for name, port in stack.metrics_ports.items()), flush=True)
         while not stopping:
             for name, proc in list(stack.procs.items()):
                 if proc.poll() is not None and not stopping:

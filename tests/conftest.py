@@ -16,10 +16,11 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from stack import RedisServer, Stack  # noqa: E402
+from stack import RedisServer, Stack, free_port  # noqa: E402
 
 from digitflow.imaging import to_png  # noqa: E402
 from model_training.data import load_test_split  # noqa: E402
+from tests.receiver import Receiver  # noqa: E402
 
 FIXTURE_MNIST = ROOT / "tests" / "fixtures" / "mnist"
 
@@ -59,11 +60,27 @@ def redis_client(redis_url) -> redis.Redis:
     return client
 
 
+WEBHOOK_SECRET = "test-webhook-secret"
+
+
 @pytest.fixture(scope="session")
-def stack(redis_url, tmp_path_factory) -> Stack:
-    """Real processes: a bulk worker (2 processes), an interactive worker, gunicorn."""
+def receivers() -> tuple[Receiver, Receiver]:
+    """Two webhook receivers (HTTP servers on 127.0.0.1 in threads), named in the stack's WEBHOOK_ALLOWED_HOSTS."""
+    pair = (Receiver().start(), Receiver().start())
+    yield pair
+    for r in pair:
+        r.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(redis_url, receivers, tmp_path_factory) -> Stack:
+    """Real processes: a bulk worker (2 processes), an interactive worker, gunicorn; each worker serves its
+    metrics on a port of its own (stack.metrics_ports)."""
     logs = tmp_path_factory.mktemp("logs")
-    s = Stack({"REDIS_URL": redis_url, "RATE_LIMIT": "off"}, logs).start_all()
+    ports = {"bulk": free_port(), "interactive": free_port()}
+    hooks = {"WEBHOOK_SECRET": WEBHOOK_SECRET,
+             "WEBHOOK_ALLOWED_HOSTS": ",".join(f"127.0.0.1:{r.port}" for r in receivers)}
+    s = Stack({"REDIS_URL": redis_url, "RATE_LIMIT": "off", **hooks}, logs, metrics_ports=ports).start_all()
     yield s
     s.stop_all()
 

@@ -9,8 +9,11 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 
-from digitflow.cli import MultipartBody, Progress
+import pytest
+
+from digitflow.cli.upload import multipart_body
 from tests.conftest import ROOT, digit_png, make_zip
 
 
@@ -115,20 +118,22 @@ def test_unreachable_server_exits_2(tmp_path):
 
 def test_multipart_body_streams_the_same_bytes_in_any_read_size(tmp_path):
     payload = bytes(range(256)) * 100
+    (tmp_path / "payload").write_bytes(payload)
     whole = None
     for size in (1, 7, 8192, -1):
-        with io.BytesIO(payload) as f:
-            body = MultipartBody("file", 'a"b.zip', f, len(payload), "application/zip",
-                                 Progress("upload", len(payload), enabled=False))
+        with (tmp_path / "payload").open("rb") as f:
+            body = multipart_body("file", 'a"b\\.zip', f, "application/zip")
+            # requests-toolbelt reads the file object itself as the body is read: not a copy of it.
+            assert [part.body.fd for part in body.encoder.parts] == [f]
             chunks = []
             while chunk := body.read(size):
                 chunks.append(chunk)
             data = b"".join(chunks)
-        assert len(data) == len(body) and body.sent == len(body)
-        assert payload in data and b'filename="a%22b.zip"' in data
+        assert len(data) == body.len and body.bytes_read == body.len
+        assert payload in data and b'filename="a%22b%5C.zip"' in data
         whole = whole or data
         boundary = body.content_type.split("boundary=")[1].encode()
-        assert data.replace(boundary, b"B") == whole.replace(whole[2:34], b"B")
+        assert data.replace(boundary, b"B") == whole.replace(whole[2:2 + len(boundary)], b"B")
 
 
 def test_global_options_work_before_or_after_the_command():
@@ -175,3 +180,168 @@ def test_token_from_the_environment_is_sent_and_non_json_errors_are_reported():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_json_output_is_one_document_on_stdout_and_no_progress(api, mnist_test, tmp_path):
+    x, y = mnist_test
+    archive = tmp_path / "digits.zip"
+    archive.write_bytes(make_zip({f"{i}.png": digit_png(x[i]) for i in range(4)}))
+    # submit without --wait: the job as created; --json works before or after the command.
+    for args in (("--json", "submit", str(archive)), ("submit", str(archive), "--json")):
+        run = cli(*args, url=api)
+        assert run.returncode == 0 and run.stderr == "", run.stderr
+        job = json.loads(run.stdout)
+        assert re.fullmatch(r"[0-9a-f]{32}", job["id"]) and job["total"] == 4 and "status" in job
+    # submit --wait --csv: the finished job, the CSV in its file, and no progress lines on stderr.
+    out = tmp_path / "r.csv"
+    run = cli("--json", "submit", str(archive), "--wait", "--csv", str(out), url=api)
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    job = json.loads(run.stdout)
+    assert job["status"] == "succeeded" and job["done"] == 4 and job["failed"] == 0
+    assert len(list(csv.DictReader(io.StringIO(out.read_text())))) == 4
+    # export -o FILE: a summary of the download.
+    again = tmp_path / "again.csv"
+    run = cli("export", job["id"], "-o", str(again), "--json", url=api)
+    assert run.returncode == 0 and run.stderr == ""
+    assert json.loads(run.stdout) == {"job_id": job["id"], "path": str(again), "bytes": again.stat().st_size}
+    assert again.read_bytes() == out.read_bytes()
+    run = cli("labelled", job["id"], "-o", str(tmp_path / "l.zip"), "--min-confidence", "0", "--json", url=api)
+    summary = json.loads(run.stdout)
+    assert run.returncode == 0 and summary["bytes"] == (tmp_path / "l.zip").stat().st_size > 0
+    # Where the CSV would share stdout with the JSON: refused as bad usage, nothing downloaded.
+    for args in (("export", job["id"]), ("export", job["id"], "-o", "-"), ("submit", str(archive), "--csv", "-")):
+        run = cli("--json", *args, url=api)
+        assert run.returncode == 2 and json.loads(run.stdout)["error"]["code"] == "usage", run.stdout
+    # An error: exit 1, the API's error object on stdout, the usual line on stderr.
+    run = cli("--json", "status", "0" * 32, url=api)
+    assert run.returncode == 1 and json.loads(run.stdout)["error"]["code"] == "not_found"
+    assert run.stderr.startswith("error: not_found: ")
+    # status --json is the same job the API returns.
+    status = json.loads(cli("status", job["id"], "--json", url=api).stdout)
+    assert status["id"] == job["id"] and status["status"] == "succeeded"
+
+
+def test_jobs_lists_the_callers_jobs_newest_first(api, mnist_test, tmp_path):
+    x, _ = mnist_test
+    ids = []
+    for n in (1, 2, 3):
+        archive = tmp_path / f"{n}.zip"
+        archive.write_bytes(make_zip({f"{i}.png": digit_png(x[i]) for i in range(n)}))
+        run = cli("submit", "-q", str(archive), url=api)
+        assert run.returncode == 0, run.stderr
+        ids.append(run.stdout.strip())
+    newest_first = ids[::-1]
+    run = cli("jobs", url=api)
+    assert run.returncode == 0 and run.stderr == ""
+    lines = run.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == newest_first
+    assert re.match(rf"{ids[2]}  \w+  \d/3 \(\d+%\)  failed 0  \S+$", lines[0])
+    # One page of two: the rest is named on stderr; --all follows `next` to the end.
+    run = cli("jobs", "--limit", "2", url=api)
+    assert [line.split()[0] for line in run.stdout.splitlines()] == newest_first[:2]
+    assert "1 more" in run.stderr and "--offset 2" in run.stderr
+    run = cli("--json", "jobs", "--limit", "1", "--all", url=api)
+    page = json.loads(run.stdout)
+    assert [j["id"] for j in page["items"]] == newest_first and page["next"] is None and page["total"] == 3
+    page = json.loads(cli("--json", "jobs", "--limit", "1", "--offset", "1", url=api).stdout)
+    assert [j["id"] for j in page["items"]] == newest_first[1:2] and page["next"]
+
+
+def _on_a_terminal(*args: str, url: str) -> tuple[subprocess.CompletedProcess, str]:
+    """Run the CLI with stderr on a pseudo-terminal; returns the run (stdout captured) and what the terminal got."""
+    import pty
+    import threading
+
+    master, slave = pty.openpty()
+    seen = bytearray()
+
+    def drain():
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's last writer closed it
+                return
+            if not data:
+                return
+            seen.extend(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    env = {k: v for k, v in os.environ.items() if k not in ("DIGITFLOW_TOKEN", "API_TOKEN")}
+    try:
+        run = subprocess.run([sys.executable, "-m", "digitflow.cli", *args], cwd=ROOT, env=env | {"DIGITFLOW_URL": url},
+                             stdout=subprocess.PIPE, stderr=slave, text=True, timeout=120)
+    finally:
+        os.close(slave)
+        reader.join(30)
+        os.close(master)
+    return run, seen.decode("utf-8", "replace")
+
+
+def test_progress_is_live_on_a_terminal_and_off_with_quiet_or_json(api, mnist_test, tmp_path):
+    x, _ = mnist_test
+    archive = tmp_path / "digits.zip"
+    archive.write_bytes(make_zip({f"{i}.png": digit_png(x[i]) for i in range(20)}))
+    run, terminal = _on_a_terminal("submit", str(archive), "--wait", url=api)
+    assert run.returncode == 0
+    job_id, summary = run.stdout.splitlines()
+    assert re.fullmatch(r"[0-9a-f]{32}", job_id) and summary == "succeeded: 20 succeeded, 0 failed of 20"
+    # rich's live bars: cursor control sequences, both labels, and the final counts.
+    assert "\x1b[" in terminal and "upload" in terminal and "images" in terminal, terminal
+    assert "20/20" in terminal and "100%" in terminal and "#" * 30 not in terminal
+    for flag in ("--quiet", "--json"):
+        run, terminal = _on_a_terminal("submit", str(archive), "--wait", flag, url=api)
+        assert run.returncode == 0 and terminal == "", (flag, terminal)
+
+
+@pytest.mark.slow
+def test_a_large_upload_is_streamed_not_read_into_memory(api, mnist_test, tmp_path):
+    """The CLI's peak memory (ru_maxrss, measured by a parent that runs only it) does not grow with the
+    upload: a 200 MiB ZIP (three digits and a dotfile the service skips) against a small one."""
+    x, _ = mnist_test
+    small, large = tmp_path / "small.zip", tmp_path / "large.zip"
+    images = {f"{i}.png": digit_png(x[i]) for i in range(3)}
+    small.write_bytes(make_zip(images))
+    block = os.urandom(1 << 20)
+    with zipfile.ZipFile(large, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in images.items():
+            zf.writestr(name, data)
+        with zf.open(".padding", "w", force_zip64=True) as f:
+            for _ in range(200):
+                f.write(block)
+    size = large.stat().st_size
+    assert size > 200 << 20
+
+    measure = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:]); "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)")
+    peaks = {}
+    for path in (small, large):
+        run = subprocess.run([sys.executable, "-c", measure, sys.executable, "-m", "digitflow.cli", "--json",
+                              "submit", str(path)], cwd=ROOT, env=dict(os.environ, DIGITFLOW_URL=api),
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        *doc, peak_kib = run.stdout.splitlines()
+        assert json.loads("\n".join(doc))["total"] == 3  # the service read the ZIP to its central directory
+        peaks[path.name] = int(peak_kib) * 1024
+    grown = peaks["large.zip"] - peaks["small.zip"]
+    assert grown < size / 8, f"peak memory grew by {grown >> 20} MiB for a {size >> 20} MiB upload: {peaks}"
+
+
+def test_submit_sends_an_idempotency_key_so_a_resubmit_with_it_is_the_same_job(api, mnist_test, tmp_path):
+    x, _ = mnist_test
+    archive = tmp_path / "digits.zip"
+    archive.write_bytes(make_zip({f"{i}.png": digit_png(x[i]) for i in range(5)}))
+    first = cli("--json", "submit", str(archive), "--idempotency-key", "cli-retry-1", url=api)
+    again = cli("--json", "submit", str(archive), "--idempotency-key", "cli-retry-1", url=api)
+    assert first.returncode == 0 and again.returncode == 0, (first.stderr, again.stderr)
+    assert json.loads(first.stdout)["id"] == json.loads(again.stdout)["id"]
+    listed = json.loads(cli("--json", "jobs", url=api).stdout)
+    assert [j["id"] for j in listed["items"]] == [json.loads(first.stdout)["id"]]
+    # without --idempotency-key each run gets a fresh key: the same file twice is two jobs
+    a, b = (json.loads(cli("--json", "submit", str(archive), url=api).stdout)["id"] for _ in range(2))
+    assert a != b
+    # the same key for another file is the server's clear 409, exit 1
+    other = tmp_path / "other.zip"
+    other.write_bytes(make_zip({"x.png": digit_png(x[9])}))
+    run = cli("submit", str(other), "--idempotency-key", "cli-retry-1", url=api)
+    assert run.returncode == 1 and "idempotency_conflict" in run.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -49,8 +50,8 @@ def test_workers_scale_without_fixed_names_or_ports(compose):
 def test_every_command_names_real_modules(compose):
     for name, svc in compose["services"].items():
         cmd = svc.get("command")
-        if name == "redis" or cmd is None:
-            continue
+        if name == "redis" or "monitoring" in svc.get("profiles", []) or cmd is None:
+            continue  # third-party images
         if cmd[0] == "celery":
             module = cmd[cmd.index("-A") + 1]
             assert importlib.util.find_spec(module) is not None
@@ -74,3 +75,76 @@ def test_dockerfile_copies_what_exists():
             for src in line.split()[1:-1]:
                 assert (ROOT / src).exists(), src
 
+
+
+# -- the monitoring profile (docker compose --profile monitoring up) -------------------------------------
+MONITORING = ("prometheus", "grafana")
+
+
+def _bind_mounts(svc: dict) -> dict[str, Path]:
+    """container path -> the repository path of each ./ bind mount"""
+    mounts = {}
+    for volume in svc.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if source.startswith("./"):
+            mounts[target] = ROOT / source
+    return mounts
+
+
+def test_monitoring_is_an_opt_in_profile(compose):
+    for name, svc in compose["services"].items():
+        assert svc.get("profiles", []) == (["monitoring"] if name in MONITORING else []), name
+
+
+@pytest.mark.parametrize("name", MONITORING)
+def test_monitoring_mounts_files_that_exist(compose, name):
+    mounts = _bind_mounts(compose["services"][name])
+    assert mounts
+    for target, source in mounts.items():
+        assert source.exists(), (target, source)
+
+
+def test_prometheus_scrapes_the_web_and_every_worker_port(compose):
+    services = compose["services"]
+    prom = services["prometheus"]
+    config_path = next(t for t in _bind_mounts(prom) if t.endswith("prometheus.yml"))
+    assert f"--config.file={config_path}" in prom["command"]
+    config = yaml.safe_load(_bind_mounts(prom)[config_path].read_text())
+    targets = {}
+    for job in config["scrape_configs"]:
+        assert job.get("metrics_path", "/metrics") == "/metrics"
+        for sd in job["dns_sd_configs"]:  # every container of a scaled service
+            for host in sd["names"]:
+                targets[host] = sd["port"]
+    assert targets["web"] == int(services["web"]["environment"]["PORT"])
+    workers = {n for n, svc in services.items() if (svc.get("command") or [""])[0] == "celery" and "-Q" in svc["command"]}
+    assert workers == {"worker-bulk", "worker-interactive"} and workers <= set(targets)
+    for name in workers:
+        env = services[name]["environment"]
+        assert targets[name] == int(env["METRICS_PORT"]) and env["METRICS_HOST"] == "0.0.0.0", name
+    assert set(targets) <= set(services)
+
+
+def test_grafana_provisions_the_datasource_and_the_dashboard(compose):
+    grafana = compose["services"]["grafana"]
+    mounts = _bind_mounts(grafana)
+    provisioning = mounts["/etc/grafana/provisioning"]
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    prom_port = compose["services"]["prometheus"]["ports"][0].split(":")[-1]
+    assert source["type"] == "prometheus" and source["url"] == f"http://prometheus:{prom_port}"
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "digitflow.yml").read_text())["providers"]
+    dashboards = mounts[provider["options"]["path"]]  # the provider reads the mounted folder
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.startswith(provider["options"]["path"] + "/")
+    dashboard = json.loads((dashboards / Path(home).name).read_text())
+    code = "".join((ROOT / f).read_text() for f in ("web/metrics.py", "web/service_metrics.py", "worker/metrics.py"))
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert len(exprs) >= 10
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == source["uid"]
+    for expr in exprs:  # names the code defines (tests/test_metrics.py checks a live scrape exposes them)
+        names = re.findall(r"\bdigitflow_\w+", expr)
+        assert names, expr
+        for name in names:
+            base = re.sub(r"_(bucket|count|sum)$", "", name)
+            assert f'"{base}"' in code or f'"{re.sub(r"_total$", "", base)}"' in code, name

@@ -245,6 +245,11 @@ def get(path: str) -> dict:
     return {"method": "GET", "path": path}
 
 
+def callback(url: str) -> dict:
+    """A valid one-image job with a callback URL."""
+    return {**job("a.png", digit(0), "image/png"), "data": {"callback_url": url}}
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The table
 
@@ -527,6 +532,29 @@ CASES = [
          "unauthorized", strict=True, auth={}),
     Case("token-missing-predict", "API_TOKEN set, no token", lambda c: image(digit(0)), 401, "unauthorized",
          strict=True, auth={}),
+    # callback URLs (webhooks): refused at submit, nothing stored; only loopback forms here, the private,
+    # link-local and metadata ranges are classified in tests/test_webhooks.py without sending anything
+    *[Case(f"callback-{name}", "callback URL: non-allowed loopback address", lambda c, u=url: callback(u), 400,
+           "callback_url_not_allowed")
+      for name, url in [("127-0-0-2", "http://127.0.0.2/"), ("ipv6-loopback", "http://[::1]:8080/"),
+                        ("localhost", "http://localhost/"), ("ipv4-mapped", "http://[::ffff:127.0.0.1]/"),
+                        ("ipv4-mapped-hex", "http://[::ffff:7f00:1]/"), ("decimal", "http://2130706433/"),
+                        ("hex", "http://0x7f000001/"), ("octal", "http://017700000001/"), ("short", "http://127.1/"),
+                        ("trailing-dot", "http://127.0.0.1./"), ("zero", "http://0.0.0.0/")]],
+    Case("callback-the-service-itself", "callback URL: non-allowed port",
+         lambda c: callback(c.base + "/api/v1/jobs"), 400, "callback_url_not_allowed"),
+    Case("callback-redis-port", "callback URL: non-allowed port", lambda c: callback("http://127.0.0.1:6379/"), 400,
+         "callback_url_not_allowed"),
+    *[Case(f"callback-scheme-{url.split(':')[0]}", "callback URL: other scheme", lambda c, u=url: callback(u), 400,
+           "invalid_callback_url")
+      for url in ["file:///etc/passwd", "gopher://127.0.0.1:6379/_INFO", "ftp://127.0.0.1/", "dict://127.0.0.1:11211/",
+                  "javascript:alert(1)", "data:text/plain,hi"]],
+    Case("callback-credentials", "callback URL: other scheme", lambda c: callback("http://u:p@127.0.0.1/"), 400,
+         "invalid_callback_url"),
+    Case("callback-huge", "callback URL: huge", lambda c: callback("http://127.0.0.1/" + "a" * 100_000), 400,
+         "invalid_callback_url"),
+    Case("callback-over-form-memory", "callback URL: huge", lambda c: callback("http://127.0.0.1/" + "a" * 2_000_000),
+         413, "payload_too_large"),
 ]
 
 # Where a path-trick name could land if anything extracted entries to disk.
@@ -570,7 +598,9 @@ def test_the_table_has_every_row_and_enough_cases():
                    "single image: 1x1", "animated GIF", "CMYK JPEG", "16-bit PNG", "palette with transparency",
                    "JSON: invalid base64", "JSON: data URL of another type", "JSON: pixels of the wrong shape",
                    "JSON: pixels out of range", "JSON: pixels not numbers", "JSON body over its limit",
-                   "unknown job id", "malformed job id", "API_TOKEN set, no token", "API_TOKEN set, wrong token"):
+                   "unknown job id", "malformed job id", "API_TOKEN set, no token", "API_TOKEN set, wrong token",
+                   "callback URL: non-allowed loopback address", "callback URL: non-allowed port",
+                   "callback URL: other scheme", "callback URL: huge"):
         assert needle in rows, needle
     assert len(CASES) >= 30 and len({c.id for c in CASES}) == len(CASES)
 

@@ -26,10 +26,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         DIGITFLOW=settings,
     )
     app.json.sort_keys = False  # keep documented field order
-    from web import api, errors, health, limiter, openapi, security, ui
+    from web import api, errors, health, limiter, metrics, openapi, security, ui
     from web.services import Services
 
     app.extensions["digitflow"] = Services(settings)
+    metrics.register(app)  # first: it times requests that other hooks answer early
     errors.register(app)
     security.register(app)
     limiter.init(app, settings)

@@ -7,15 +7,18 @@ import csv
 import io
 import math
 
-from flask import Blueprint, Response, current_app, jsonify, request, session, stream_with_context, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context, url_for
 
 from digitflow.archive import printable
 from digitflow.csvsafe import safe_cell
 from digitflow.imaging import to_png
 from digitflow.jobstore import CANCELLED, FINAL, valid_job_id
+from web import idempotency
+from web.auth import given_token
 from web.errors import ApiError
 from web.ingest import create_bulk, create_single, decode_data_url, pixels_input, single_image
 from web.services import Services
+from web.webhooks import callback_url_field
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -26,14 +29,13 @@ def svc() -> Services:
 
 @bp.before_request
 def require_token():
-    token = svc().settings.api_token
-    if not token:
+    """With API keys configured, every call names one (401 otherwise); g.client is its name."""
+    keys = svc().keys
+    g.client = None
+    if not keys.required:
         return None
-    import hmac
-
-    header = request.headers.get("Authorization", "")
-    given = header[7:].strip() if header.lower().startswith("bearer ") else session.get("token", "")
-    if not given or not hmac.compare_digest(given.encode(), token.encode()):
+    g.client = keys.client(given_token())
+    if g.client is None:
         raise ApiError(401, "unauthorized", "a valid `Authorization: Bearer <token>` header is required",
                        {"WWW-Authenticate": 'Bearer realm="digitflow"'})
     return None
@@ -98,7 +100,15 @@ def predict():
         name = printable(upload.filename or "image")
     else:
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data (field `image`) or application/json")
-    job_id = create_single(s, name, raw)
+    key = idempotency.header_key()
+    if key is None:
+        job_id, fresh = create_single(s, name, raw, client=g.client), True
+    else:
+        parts = ("json", idempotency.canonical_json(body)) if mime == "application/json" else ("image", name, data)
+        job_id, fresh = s.idempotency.claim(g.client, "predict", key, idempotency.fingerprint(*parts), s.store)
+        if fresh:
+            create_single(s, name, raw, client=g.client, job_id=job_id)
+            s.idempotency.created(g.client, "predict", key)
     if s.store.wait(job_id, wait):
         result, png = s.store.single_result(job_id)
         result = result or {}
@@ -112,8 +122,13 @@ def predict():
             "image": "data:image/png;base64," + base64.b64encode(_png(png)).decode(),
             "model": s.model,
             "job_id": job_id,
-        })
-    return jsonify({"job_id": job_id, "status_url": url_for("api.get_job", job_id=job_id)}), 202
+        }), _replayed(fresh)
+    return jsonify({"job_id": job_id, "status_url": url_for("api.get_job", job_id=job_id)}), 202, _replayed(fresh)
+
+
+def _replayed(fresh: bool) -> dict[str, str]:
+    """The header that tells a client its Idempotency-Key matched an earlier request."""
+    return {} if fresh else {"Idempotent-Replayed": "true"}
 
 
 def _png(digit: bytes | None) -> bytes:
@@ -131,17 +146,45 @@ def create_job():
     if not uploads:
         raise ApiError(400, "bad_request", "send a ZIP or images in the multipart field `file`")
     s = svc()
-    job_id = create_bulk(s, [(f.filename or f"file{i}", f.stream) for i, f in enumerate(uploads)])
+    files = [(f.filename or f"file{i}", f.stream) for i, f in enumerate(uploads)]
+    fields = {"client": g.client, "callback_url": callback_url_field(s.settings)}
+    key = idempotency.header_key()
+    if key is None:
+        job_id, fresh = create_bulk(s, files, **fields), True
+    else:
+        form = sorted(request.form.items(multi=True))
+        fp = idempotency.fingerprint(*(p for name, fh in files for p in (name, fh)), repr(form))
+        job_id, fresh = s.idempotency.claim(g.client, "jobs", key, fp, s.store)
+        if fresh:
+            try:
+                create_bulk(s, files, job_id=job_id, **fields)
+            finally:
+                if s.store.status(job_id) is None:  # failed before the job existed: a retry runs afresh
+                    s.idempotency.release(g.client, "jobs", key, job_id)
+            s.idempotency.created(g.client, "jobs", key)
     job = s.store.get(job_id)
     resp = jsonify(_job_view(job))
     resp.status_code = 202
     resp.headers["Location"] = url_for("api.get_job", job_id=job_id)
+    resp.headers.update(_replayed(fresh))
     return resp
+
+
+@bp.get("/jobs")
+def list_jobs():
+    """The caller's bulk jobs, newest first, paged like the results."""
+    offset = _int_arg("offset", 0, 0, 10**9)
+    limit = _int_arg("limit", 20, 1, 100)
+    store = svc().store
+    ids, total = store.client_jobs(g.client, offset, limit)
+    jobs = [j for j in (store.get(i) for i in ids) if j is not None]
+    nxt = url_for("api.list_jobs", offset=offset + limit, limit=limit) if offset + limit < total else None
+    return jsonify({"items": [_job_view(j) for j in jobs], "total": total, "next": nxt})
 
 
 def _load(job_id: str) -> dict:
     job = svc().store.get(job_id) if valid_job_id(job_id) else None
-    if job is None:
+    if job is None or (svc().keys.required and job.get("client") != g.client):  # another client's: not yours
         raise ApiError(404, "not_found", "no such job (it may have expired)")
     return job
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
@@ -10,9 +10,12 @@ from digitflow.settings import Settings
 
 
 def _client_key() -> str:
-    # The client's address, never a header it chooses: a made-up Authorization header per request would
-    # escape the limit, and with API_TOKEN set every client sends the same token (one shared bucket).
-    return get_remote_address()
+    """A valid API key's name: each key has its own budget. Without one, the client's address, never a
+    header it chooses (a made-up token per request would otherwise escape the limit)."""
+    from web.auth import given_token
+
+    client = current_app.extensions["digitflow"].keys.client(given_token())
+    return f"key:{client}" if client else f"addr:{get_remote_address()}"
 
 
 def init(app: Flask, settings: Settings) -> None:

@@ -29,6 +29,9 @@ JOB = {
         "reviewed": {"type": "integer", "description": "items with a human label"},
         "created_at": NULLABLE_STR, "started_at": NULLABLE_STR, "finished_at": NULLABLE_STR, "expires_at": NULLABLE_STR,
         "model": {"$ref": "#/components/schemas/Model"},
+        "client": {"type": "string", "description": "the API key (its name) that owns the job; absent on an open service"},
+        "callback_url": {"type": "string", "description": "where the job's end event goes (webhooks)"},
+        "webhook": {"$ref": "#/components/schemas/WebhookState"},
         "links": {"type": "object"},
     },
 }
@@ -64,11 +67,58 @@ PREDICTION = {
 }
 
 
+WEBHOOK_STATE = {
+    "type": "object", "required": ["status", "attempts"],
+    "description": "delivery of the end event, for a job with a callback_url",
+    "properties": {"status": {"type": "string", "enum": ["waiting", "pending", "delivered", "failed"],
+                              "description": "waiting: the job runs; pending: being delivered (or retried)"},
+                   "attempts": {"type": "integer"}, "error": {"type": "string", "description": "the last failure"}},
+}
+EVENT = {
+    "type": "object", "required": ["id", "type", "created_at", "data"],
+    "properties": {
+        "id": {"type": "string", "description": "the same on every retry: receivers dedupe by it"},
+        "type": {"type": "string", "enum": ["job.succeeded", "job.failed", "job.cancelled"]},
+        "created_at": {"type": "string", "description": "when the job ended (ISO 8601)"},
+        "data": {"$ref": "#/components/schemas/Job"},
+    },
+}
+CALLBACK_URL = {
+    "type": "string", "maxLength": 2048,
+    "description": "optional: an http(s) URL that receives the job's end event (see the callback). Only public "
+                   "destinations, or receivers named in WEBHOOK_ALLOWED_HOSTS; 400 `invalid_callback_url` "
+                   "(not http(s), over 2048 characters, credentials, malformed), `callback_url_not_allowed` "
+                   "(a loopback, private, link-local, carrier-grade NAT, metadata or other non-public address, "
+                   "also after DNS resolution or written in another form such as 2130706433), "
+                   "`webhooks_disabled` (WEBHOOK_SECRET not set)",
+}
+JOB_ENDED = {"{$request.body#/callback_url}": {"post": {
+    "summary": "The job's end event (at least once; retried with backoff for about an hour)",
+    "description": "POSTed once the job succeeded, failed or was cancelled. Verify `Digitflow-Signature` "
+                   "(t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\" keyed with WEBHOOK_SECRET>) and "
+                   "dedupe by the event id. Redirects are not followed; any answer but 2xx is retried, the first "
+                   "time within 2 s, then with doubling delays.",
+    "parameters": [{"name": "Digitflow-Signature", "in": "header", "required": True, "schema": {"type": "string"}}],
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"}}}},
+    "responses": {"2XX": {"description": "delivered"}},
+}}}
+
+
 def _err(*statuses: int) -> dict:
     return {str(s): {"$ref": f"#/components/responses/E{s}"} for s in statuses}
 
 
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
+    "description": "retrying with the same key and the same request (per API key, for the job's lifetime) "
+                   "returns the original job or answer, with `Idempotent-Replayed: true`, and does no new work",
+}
+IDEMPOTENCY_409 = {"409": {
+    "description": "`idempotency_conflict`: the key was used for another request; `idempotency_in_progress`: "
+                   "the first request with it is still being processed (Retry-After)",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}
 COMMON = (401, 404, 429, 503)
 
 SPEC = {
@@ -77,7 +127,8 @@ SPEC = {
              "description": "Handwritten-digit recognition: single predictions and bulk jobs."},
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        "schemas": {"Error": ERROR, "Model": MODEL, "Job": JOB, "Item": ITEM, "Prediction": PREDICTION},
+        "schemas": {"Error": ERROR, "Model": MODEL, "Job": JOB, "Item": ITEM, "Prediction": PREDICTION,
+                    "Event": EVENT, "WebhookState": WEBHOOK_STATE},
         "responses": {
             f"E{s}": {"description": d, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             for s, d in [(400, "bad request"), (401, "missing or wrong token"), (404, "no such job"),
@@ -89,7 +140,8 @@ SPEC = {
     "paths": {
         "/api/v1/predict": {"post": {
             "summary": "Predict one digit",
-            "parameters": [{"name": "wait", "in": "query", "schema": {"type": "number", "minimum": 0, "maximum": 30}}],
+            "parameters": [{"name": "wait", "in": "query", "schema": {"type": "number", "minimum": 0, "maximum": 30}},
+                           IDEMPOTENCY_KEY],
             "requestBody": {"required": True, "content": {
                 "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
                                                    "properties": {"image": {"type": "string", "format": "binary"}}}},
@@ -102,18 +154,33 @@ SPEC = {
                 "202": {"description": "not ready within `wait`; poll the job", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["job_id", "status_url"],
                     "properties": {"job_id": {"type": "string"}, "status_url": {"type": "string"}}}}}},
+                **IDEMPOTENCY_409,
                 **_err(400, 401, 413, 415, 422, 429, 503),
             },
         }},
-        "/api/v1/jobs": {"post": {
+        "/api/v1/jobs": {"get": {
+            "summary": "The caller's bulk jobs (its API key's), newest first, paged",
+            "parameters": [{"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}}],
+            "responses": {
+                "200": {"description": "a page", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["items", "total", "next"],
+                    "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+                                   "total": {"type": "integer"}, "next": {"type": "string", "nullable": True}}}}}},
+                **_err(400, 401, 429, 503)},
+        }, "post": {
             "summary": "Submit a bulk job (a ZIP, or several images)",
+            "parameters": [IDEMPOTENCY_KEY],
             "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                 "type": "object", "required": ["file"],
-                "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}},
+                "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                               "callback_url": CALLBACK_URL}}}}},
+            "callbacks": {"jobEnded": JOB_ENDED},
             "responses": {
                 "202": {"description": "accepted", "headers": {"Location": {"schema": {"type": "string"}}},
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}},
-                **_err(400, 401, 413, 415, 422, 429, 503),
+                **IDEMPOTENCY_409,
+                **_err(400, 401, 404, 413, 415, 422, 429, 503),
             },
         }},
         "/api/v1/jobs/{job_id}": {

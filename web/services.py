@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import redis
 
+from digitflow.callback_url import parse_allowed
 from digitflow.contract import REFUSED_KEY, load_card, model_summary, resolve_model_dir, serving_target
 from digitflow.jobstore import JobStore
 from digitflow.settings import Settings
-from worker.celery_app import BULK_QUEUE, CHUNK_TASK, DRAWING_TASK, INTERACTIVE_QUEUE
+from digitflow.webhooks import end_event
+from web.auth import Keys
+from web.idempotency import Idempotency
+from worker.celery_app import BULK_QUEUE, CHUNK_TASK, DRAWING_TASK, INTERACTIVE_QUEUE, WEBHOOK_TASK
 from worker.celery_app import app as celery_app
 
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
@@ -22,7 +26,10 @@ class Services:
             settings.redis_url, socket_connect_timeout=1, socket_timeout=max(35, settings.predict_wait_max + 5),
             health_check_interval=10, retry_on_timeout=False,
         )
-        self.store = JobStore(self.redis, settings.result_ttl_seconds)
+        self.store = JobStore(self.redis, settings.result_ttl_seconds, on_end=self.send_webhook)
+        parse_allowed(settings.webhook_allowed_hosts)  # a malformed WEBHOOK_ALLOWED_HOSTS stops the start
+        self.keys = Keys.from_settings(settings)
+        self.idempotency = Idempotency(self.redis, settings.result_ttl_seconds)
         self.celery = celery_app
         self.celery.conf.broker_url = settings.redis_url
         self._model: tuple[str, dict] | None = None
@@ -46,6 +53,13 @@ class Services:
 
     def send_drawing(self, job_id: str) -> None:
         self.celery.send_task(DRAWING_TASK, args=(job_id,), queue=INTERACTIVE_QUEUE, retry=True, retry_policy=PUBLISH_RETRY)
+
+    def send_webhook(self, store: JobStore, job_id: str) -> None:
+        """The job store's on_end hook: a job ended here (cancelled, or finished while stored) -> its event."""
+        found = end_event(store, job_id)
+        if found:
+            self.celery.send_task(WEBHOOK_TASK, args=(job_id, *found), queue=BULK_QUEUE, retry=True,
+                                  retry_policy=PUBLISH_RETRY)
 
     def workers_alive(self, timeout: float = 1.0) -> list[str]:
         replies = self.celery.control.ping(timeout=timeout) or []

@@ -3,16 +3,17 @@ and the token prompt."""
 
 from __future__ import annotations
 
-import hmac
-
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
 bp = Blueprint("ui", __name__)
 
 
+def _keys():
+    return current_app.extensions["digitflow"].keys
+
+
 def _token_required() -> bool:
-    token = current_app.extensions["digitflow"].settings.api_token
-    return bool(token) and not hmac.compare_digest(session.get("token", "").encode(), token.encode())
+    return _keys().required and _keys().client(session.get("token", "")) is None
 
 
 @bp.before_request
@@ -24,12 +25,12 @@ def ask_for_token():
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    """Ask for the API token once; keep it in the signed session cookie (never in a page)."""
+    """Ask for an API key (any of API_KEYS, or API_TOKEN) once; keep it in the signed session cookie (never
+    in a page)."""
     error = None
     if request.method == "POST":
-        token = current_app.extensions["digitflow"].settings.api_token
         given = request.form.get("token", "")
-        if token and hmac.compare_digest(given.encode(), token.encode()):
+        if _keys().client(given) is not None:
             session["token"] = given
             session.permanent = True
             target = request.args.get("next", "/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 from digitflow.frontend import to_digit
 from digitflow.imaging import ImageError, decode, preview
 from digitflow.jobstore import DIGIT_MAGIC
+from worker import metrics
 from worker.engine import Engine
 
 
@@ -58,7 +60,9 @@ def run_batch(engine: Engine, inputs: dict[int, bytes], max_pixels: int, batch_s
     for start in range(0, len(order), batch_size):
         part = order[start : start + batch_size]
         x = np.stack([digits[i] for i in part]).astype(np.float32)[..., None] / 255.0
+        started = time.perf_counter()
         probs = engine.predict(x)
+        metrics.model_call(time.perf_counter() - started, len(part))
         for i, p in zip(part, probs, strict=True):
             out.results[i] = record(p, engine.model["version"])
     out.digits = {i: d.tobytes() for i, d in digits.items()}

@@ -12,6 +12,8 @@ A second delivery of a chunk is harmless: results are keyed by image index.
 A stale job with neither unfinished chunks nor all its results was never fully stored: the web
 process stopped mid-upload, before it answered with the job id. The scan cancels it (its stored
 chunks were processed for nothing, and nobody can poll it), instead of leaving it running until its TTL.
+A job that ended but is still listed (its process died, or queueing its webhook failed, in between) has
+its webhook queued again (the same event id: receivers dedupe) before it leaves the list.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from celery.signals import worker_ready
 from digitflow.jobstore import FINAL, JobStore
 from digitflow.settings import get_settings
 from worker.celery_app import BULK_QUEUE, CHUNK_TASK, app
+from worker.webhooks import enqueue as enqueue_webhook
 
 log = logging.getLogger(__name__)
 LOCK = "df:reconcile:lock"
@@ -71,7 +74,7 @@ def scan_once(store: JobStore, stale_after: float, queue: str = BULK_QUEUE, cele
     for job_id in stale:
         status = store.status(job_id)
         if status is None or status in FINAL:  # expired, finished or cancelled
-            store.forget(job_id)
+            store.settle(job_id)  # an ended job still listed here: its webhook hand-over is retried first
             continue
         pending = store.pending_chunks(job_id)
         if not pending:  # every stored chunk has its results; make sure the job is marked finished
@@ -97,7 +100,7 @@ def scan_once(store: JobStore, stale_after: float, queue: str = BULK_QUEUE, cele
 def _loop(interval: int, stale_after: float) -> None:
     settings = get_settings()
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=2)
-    store = JobStore(client, settings.result_ttl_seconds)
+    store = JobStore(client, settings.result_ttl_seconds, on_end=enqueue_webhook)
     me = socket.gethostname()
     while True:
         time.sleep(interval)

@@ -17,6 +17,7 @@ from worker.celery_app import CHUNK_TASK, DRAWING_TASK, app
 from worker.engine import Engine
 from worker.pipeline import run_batch
 from worker.serving import ServingModel, for_this_process
+from worker.webhooks import enqueue as enqueue_webhook
 
 log = logging.getLogger(__name__)
 settings = get_settings()
@@ -43,7 +44,7 @@ def store() -> JobStore:
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=40),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
     )
-    return JobStore(client, settings.result_ttl_seconds)
+    return JobStore(client, settings.result_ttl_seconds, on_end=enqueue_webhook)
 
 
 def _poisoned(job_id: str, chunk: int) -> bool:

@@ -1,0 +1,5 @@
+"""`python -m digitflow.cli`."""
+
+from digitflow.cli import main
+
+raise SystemExit(main())
