@@ -12,7 +12,10 @@ Keys share the hash tag {job_id}, so one job lives on one Redis Cluster slot:
   df:{id}:prev      hash   index -> a small preview of the upload (<= 96 px, <= 12 KB; for review)
   df:{id}:tries:{c} string deliveries of chunk c (the poison-message guard)
   df:{id}:by        hash   chunk -> the worker node that stored its results
-  df:{id}:notify    list   a token pushed when the job finishes (single predictions wait on it)
+  df:{id}:notify    list   a token pushed when the job finishes
+A drawing (kind single, digitflow/drawings.py) keeps everything in its job hash: `name`, `result` (JSON) and
+`image` (the 784-byte digit) beside the usual fields, written in one HSET by the drawing worker; the web
+writes a `queued` record (with `entry`, its stream entry) only when it answers 202 before the worker did.
   df:active         zset   unfinished bulk jobs -> time of their last progress (worker/reconcile.py)
   df:metrics:*      hash   images by outcome, bulk jobs by state entered (digitflow/metrics_keys.py)
 Results keyed by index make a re-delivered chunk overwrite, never duplicate; done = HLEN(res).
@@ -33,6 +36,7 @@ from typing import Any
 
 import redis
 
+from digitflow.drawings import STREAM, Drawing
 from digitflow.metrics_keys import JOBS, count_images
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
@@ -48,6 +52,12 @@ if not s or s == 'succeeded' or s == 'failed' or s == 'cancelled' then return 0 
 redis.call('hset', KEYS[1], 'status', ARGV[1], 'finished_at', ARGV[2])
 if ARGV[3] == '1' then redis.call('hsetnx', KEYS[1], 'started_at', ARGV[2]) end
 return 1 + redis.call('hexists', KEYS[1], 'callback_url')
+"""
+# queued -> running, only from queued (a cancel or an end in between must not be undone); 1 if it moved.
+RUN_SCRIPT = """
+if redis.call('hget', KEYS[1], 'status') ~= 'queued' then return 0 end
+redis.call('hset', KEYS[1], 'status', 'running')
+return 1
 """
 # Sets fields of a job hash only while the job exists (a deleted job must not come back as a stub).
 SET_IF_EXISTS = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('hset', KEYS[1], unpack(ARGV)) end return 0"
@@ -83,6 +93,7 @@ class JobStore:
         self.on_end = on_end
         self._end_script = client.register_script(END_SCRIPT)
         self._set_if_exists = client.register_script(SET_IF_EXISTS)
+        self._run_script = client.register_script(RUN_SCRIPT)
 
     @staticmethod
     def key(job_id: str, part: str) -> str:
@@ -160,11 +171,8 @@ class JobStore:
 
     def mark_running(self, job_id: str) -> None:
         k = self.key(job_id, "job")
-        if self.r.hsetnx(k, "started_at", time.time()) and self.status(job_id) == QUEUED:
-            pipe = self.r.pipeline(transaction=False)
-            pipe.hset(k, "status", RUNNING)
-            pipe.hincrby(JOBS, RUNNING, 1)
-            pipe.execute()
+        if self.r.hsetnx(k, "started_at", time.time()) and self._run_script(keys=[k]):
+            self.r.hincrby(JOBS, RUNNING, 1)
 
     def status(self, job_id: str) -> str | None:
         s = self.r.hget(self.key(job_id, "job"), "status")
@@ -255,44 +263,39 @@ class JobStore:
         self._set_if_exists(keys=[self.key(job_id, "job")],
                             args=["webhook_status", status, "webhook_attempts", attempts, "webhook_error", error or ""])
 
-    def load_singles(self, job_ids: list[str]) -> list[tuple[int, bytes | None]]:
-        """For one-image jobs: (deliveries so far including this one, raw input or None) in one round trip."""
-        pipe = self.r.pipeline(transaction=False)
-        for job_id in job_ids:
-            pipe.incr(self.key(job_id, "tries:0"))
-            pipe.expire(self.key(job_id, "tries:0"), self.ttl)
-            pipe.hget(self.key(job_id, "in:0"), "0")
-        out = pipe.execute()
-        return [(int(out[3 * i]), out[3 * i + 2]) for i in range(len(job_ids))]
+    # -- drawings: the lean path (digitflow/drawings.py) -----------------------------------------
+    @staticmethod
+    def _drawing_fields(d: Drawing) -> dict[str, Any]:
+        return {"total": 1, "chunks": 1, "kind": "single", "created_at": repr(d.created_at),
+                "expires_at": repr(d.expires_at), "model": d.model, "name": d.name,
+                **({"client": d.client} if d.client else {})}
 
-    def finish_singles(self, done: list[tuple[str, dict[str, Any], bytes | None]]) -> None:
-        """Store results of one-image jobs, finish them and wake their waiters, in one round trip."""
-        now = time.time()
-        pipe = self.r.pipeline(transaction=False)
-        callbacks = []  # (job, position of its callback URL in the replies): POST /predict takes none today
-        for job_id, result, image in done:
-            k = self.key(job_id, "job")
-            failed = "error" in result
-            callbacks.append((job_id, len(pipe)))
-            pipe.hget(k, "callback_url")
-            pipe.hset(self.key(job_id, "res"), "0", json.dumps(result, separators=(",", ":")))
-            if failed:
-                pipe.hset(self.key(job_id, "err"), "0", 1)
+    def queue_drawing(self, pipe, d: Drawing) -> None:
+        """In the caller's pipeline: the record of a drawing not answered yet (the web answers 202 with its id);
+        it never turns a finished record back to queued."""
+        k = self.key(d.job_id, "job")
+        pipe.hset(k, mapping={**self._drawing_fields(d), **({"entry": d.entry_id} if d.entry_id else {})})
+        pipe.hsetnx(k, "status", QUEUED)
+        pipe.expireat(k, int(d.expires_at) + 1)
+
+    def finish_drawings(self, pipe, done: list[tuple[Drawing, dict[str, Any], bytes | None]]) -> None:
+        """In the caller's pipeline: each drawing's finished record (one HSET with the result and the digit in
+        it, and its expiry), and the images counter. A second delivery writes the same record again."""
+        now = repr(time.time())
+        for d, result, image in done:
+            k = self.key(d.job_id, "job")
+            fields = {**self._drawing_fields(d), "status": FAILED if "error" in result else SUCCEEDED,
+                      "started_at": now, "finished_at": now, "result": json.dumps(result, separators=(",", ":"))}
             if image is not None:
-                pipe.hset(self.key(job_id, "img"), "0", image)
-            pipe.hsetnx(k, "started_at", now)
-            pipe.hsetnx(k, "finished_at", now)
-            pipe.hset(k, "status", FAILED if failed else SUCCEEDED)
-            pipe.delete(self.key(job_id, "in:0"))
-            pipe.rpush(self.key(job_id, "notify"), "done")
-            pipe.expire(self.key(job_id, "notify"), 60)
-            for part in ("res", "err", "img"):
-                pipe.expire(self.key(job_id, part), self.ttl)
+                fields["image"] = image
+            pipe.hset(k, mapping=fields)
+            pipe.expireat(k, int(d.expires_at) + 1)
         count_images(pipe, (result for _, result, _ in done))
-        replies = pipe.execute()
-        for job_id, at in callbacks:
-            if replies[at] is not None:
-                self._hand_over(job_id)  # the event id is the job's: a drawing delivered twice dedupes
+
+    def drawing_answer(self, job_id: str) -> tuple[str | None, dict[str, Any] | None, bytes | None]:
+        """(status, result, digit) from a drawing's record."""
+        status, raw, image = self.r.hmget(self.key(job_id, "job"), ["status", "result", "image"])
+        return (status.decode() if status else None), (json.loads(raw) if raw else None), image
 
     def set_label(self, job_id: str, index: int, label: int | None) -> None:
         """A reviewer's label for one item (None clears it); it lives as long as the job."""
@@ -310,9 +313,11 @@ class JobStore:
         k = self.key(job_id, "job")
         ended = self._end(job_id, CANCELLED, started=False)
         pipe = self.r.pipeline()
-        chunks = int(self.r.hget(k, "chunks") or 0)
-        for c in range(chunks):
+        chunks, entry = self.r.hmget(k, "chunks", "entry")
+        for c in range(int(chunks or 0)):
             pipe.delete(self.key(job_id, f"in:{c}"))
+        if entry and ended:  # a drawing still in the stream: no worker takes it now
+            pipe.xdel(STREAM, entry)
         pipe.execute()
         if ended:  # else whoever ended it takes it out of df:active
             self._retire(job_id, CANCELLED, callback=ended == 2)
@@ -347,13 +352,6 @@ class JobStore:
             pipe.exists(self.key(job_id, f"in:{c}"))
         return [c for c, there in enumerate(pipe.execute()) if there]
 
-    def wait(self, job_id: str, timeout: float) -> bool:
-        """Block until the job finishes or timeout seconds pass; True if it finished."""
-        if timeout <= 0:
-            return self.status(job_id) in FINAL
-        got = self.r.blpop([self.key(job_id, "notify")], timeout=timeout)
-        return bool(got) or self.status(job_id) in FINAL
-
     # -- reading (web) ----------------------------------------------------------------------------
     @staticmethod
     def client_key(client: str | None) -> str:
@@ -379,7 +377,9 @@ class JobStore:
         meta, done, failed, reviewed = pipe.execute()
         if not meta:
             return None
-        m = {k.decode(): v.decode() for k, v in meta.items()}
+        m = {k.decode(): v.decode() for k, v in meta.items() if k != b"image"}  # a drawing's digit is binary
+        if "result" in m:  # a drawing: its one result is in its record
+            done, failed = 1, int("error" in json.loads(m["result"]))
 
         def ts(name: str) -> str | None:
             return iso(float(m[name])) if name in m else None
@@ -404,7 +404,7 @@ class JobStore:
         """Items offset..offset+limit-1 (those that exist): index, filename, raw result or None."""
         names = self.r.lrange(self.key(job_id, "names"), offset, offset + limit - 1)
         if not names:
-            return []
+            return self._drawing_items(job_id) if offset == 0 else []
         indices = [str(offset + i) for i in range(len(names))]
         pipe = self.r.pipeline(transaction=False)
         pipe.hmget(self.key(job_id, "res"), indices)
@@ -416,23 +416,31 @@ class JobStore:
             for i, (n, r, lab) in enumerate(zip(names, raw, labels, strict=True))
         ]
 
+    def _drawing_items(self, job_id: str) -> list[dict[str, Any]]:
+        """The one item of a drawing (from its record); [] for any other job."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hmget(self.key(job_id, "job"), ["name", "result"])
+        pipe.hget(self.key(job_id, "labels"), "0")
+        (name, raw), label = pipe.execute()
+        if name is None:
+            return []
+        return [{"index": 0, "filename": name.decode(), "result": json.loads(raw) if raw else None,
+                 "label": int(label) if label is not None else None}]
+
     def result(self, job_id: str, index: int) -> dict[str, Any] | None:
         raw = self.r.hget(self.key(job_id, "res"), str(index))
+        if raw is None and index == 0:  # a drawing keeps its result in its record
+            raw = self.r.hget(self.key(job_id, "job"), "result")
         return json.loads(raw) if raw else None
 
     def images(self, job_id: str, indices: list[int]) -> list[bytes | None]:
-        return self.r.hmget(self.key(job_id, "img"), [str(i) for i in indices]) if indices else []
-
-    def single_result(self, job_id: str) -> tuple[dict[str, Any] | None, bytes | None]:
-        """The result and normalised digit of a one-image job, in one round trip."""
-        pipe = self.r.pipeline(transaction=False)
-        pipe.hget(self.key(job_id, "res"), "0")
-        pipe.hget(self.key(job_id, "img"), "0")
-        raw, image = pipe.execute()
-        return (json.loads(raw) if raw else None), image
+        found = self.r.hmget(self.key(job_id, "img"), [str(i) for i in indices]) if indices else []
+        if 0 in indices and found[indices.index(0)] is None:  # a drawing keeps its digit in its record
+            found[indices.index(0)] = self.r.hget(self.key(job_id, "job"), "image")
+        return found
 
     def image(self, job_id: str, index: int) -> bytes | None:
-        return self.r.hget(self.key(job_id, "img"), str(index))
+        return self.images(job_id, [index])[0]
 
     def preview(self, job_id: str, index: int) -> bytes | None:
         return self.r.hget(self.key(job_id, "prev"), str(index))

@@ -306,7 +306,8 @@ def delete_job(job_id: str):
     if job["status"] in FINAL:
         store.delete(job_id)
         return "", 204
-    store.cancel(job_id)
+    if not store.cancel(job_id):  # it ended on its own meanwhile: nothing left to cancel
+        return jsonify(_job_view(store.get(job_id) or job)), 200
     job = store.get(job_id) or job
     job["status"] = CANCELLED
     return jsonify(_job_view(job)), 202

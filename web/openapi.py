@@ -191,6 +191,8 @@ SPEC = {
             "delete": {"summary": "Cancel a running job (202) or delete a finished one (204)", "responses": {
                 "202": {"description": "cancelled", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}},
                 "204": {"description": "deleted"},
+                "200": {"description": "it ended on its own before the cancel landed: the job as it ended",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}},
                 **_err(*COMMON)}},
         },
         "/api/v1/jobs/{job_id}/results": {"get": {
