@@ -223,18 +223,20 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--data-dir", default=_default_data_dir(), help="folder of the four MNIST IDX files (env MNIST_DIR)")
     f.add_argument("--epochs", type=int, default=4)
     f.add_argument("--learning-rate", type=float, default=3e-4, help="peak of the cosine schedule (low: keep MNIST)")
-    f.add_argument("--holdout", type=float, default=0.2,
+    f.add_argument("--holdout", type=float, default=0.1,
                    help="share of the labelled images held out to validate (whole writers where the set names them)")
     f.add_argument("--writer-pattern", default=None, metavar="REGEX",
                    help="group 1 of this regex on a file name names its writer (sets without a writer column)")
-    f.add_argument("--replay", type=float, default=1.0, help="MNIST training images replayed per labelled image")
+    f.add_argument("--replay", type=float, default=2.0, help="MNIST training images replayed per labelled image")
     f.add_argument("--distill", type=float, default=0.0, metavar="WEIGHT",
                    help="mix the starting model's softened probabilities into the replayed MNIST images' "
                         "targets with this weight (below 0.5; 0: off): it keeps what the start knew about MNIST")
     f.add_argument("--monitor", action="append", default=[], metavar="SET", help="labelled set scored every epoch")
     f.add_argument("--ema", type=float, default=0.0, metavar="MOMENTUM",
                    help="validate and checkpoint an exponential moving average of the weights (0: off)")
-    _augmentation_args(f)
+    # elastic distortion and slant on the replayed MNIST (and the labelled images) keep MNIST better than
+    # the plain default: docs/finetune.md, runs G1/G2
+    _augmentation_args(f, elastic_alpha=34.0, shear=10.0)
     f.add_argument("--seed", type=int, default=1)
     f.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: all cores)")
     f.add_argument("--limit", type=int, default=None, help="replay at most N MNIST images (smoke runs)")

@@ -273,11 +273,11 @@ def test_finetune_trains_on_a_labelled_set_split_by_writer_and_the_card_names_pa
     assert summary["init_from"].startswith("run ") and summary["config"]["labelled"] == [str(labelled)]
     (info,) = summary["labelled"]
     assert info["sha256"] == sha256_file(labelled) and info["images"] == 400 and info["refused"] == 0
-    assert info["split"] == "by writer (10 writers)" and info["held_out"] == 80 and info["train"] == 320
+    assert info["split"] == "by writer (10 writers)" and info["held_out"] == 40 and info["train"] == 360  # 1 of 10
     history = (run / "history.csv").read_text().splitlines()
     assert "held_out_accuracy" in history[0] and "mnist_val_accuracy" in history[0]
-    # replayed MNIST (one per labelled image) + the labelled training share; validation adds the held-out writers
-    assert "on 640 images, validating on 381" in (run / "train.log").read_text()
+    # replayed MNIST (two per labelled image) + the labelled training share; validation adds the held-out writer
+    assert "on 1080 images, validating on 341" in (run / "train.log").read_text()
 
     real = tmp_path / "real"
     real.mkdir()
@@ -293,6 +293,19 @@ def test_finetune_trains_on_a_labelled_set_split_by_writer_and_the_card_names_pa
     assert card["parent"] == summary["init_from"] and card["labelled_sets"][0]["sha256"] == sha256_file(labelled)
     assert card["real_sets"]["corrections"]["trained_on"] is True
     assert card["calibration"]["fitted_on"] == "mnist_validation"  # never calibrated on what it learnt from
+
+    # a soup of the fine-tuned run with its start recomputes batch norm on what the fine-tuning mixed:
+    # replayed MNIST and the labelled training share, in the same proportion
+    from model_training import distill
+    from model_training.soup import bn_images
+
+    mnist = Mnist(x[:3000], y[:3000], x[9000:], y[9000:])
+    configs = [distill.training_config(start), distill.training_config(run)]
+    mixed = bn_images(mnist, TrainConfig(architecture="tiny"), configs)
+    plain = bn_images(mnist, TrainConfig(architecture="tiny"), configs[:1])
+    assert len(plain) >= 2690 and len(mixed) == 360 * summary["config"]["replay"] + 360  # MNIST only: ~90% of 3000
+    assert np.array_equal(mixed[: len(mixed) - 360], plain[: len(mixed) - 360])
+    assert not np.array_equal(mixed[-360:], plain[-360:])
 
 
 def test_a_soup_averages_runs_from_one_start_and_exports(tmp_path, mnist_test):
