@@ -13,12 +13,12 @@ Keys share the hash tag {job_id}, so one job lives on one Redis Cluster slot:
   df:{id}:tries:{c} string deliveries of chunk c (the poison-message guard)
   df:{id}:by        hash   chunk -> the worker node that stored its results
   df:{id}:notify    list   a token pushed when the job finishes
-A drawing (kind single, digitflow/drawings.py) keeps everything in its job hash: `name`, `result` (JSON) and
-`image` (the 784-byte digit) beside the usual fields, written in one HSET by the drawing worker; the web
-writes a `queued` record (with `entry`, its stream entry) only when it answers 202 before the worker did.
   df:active         zset   unfinished bulk jobs -> time of their last progress (worker/reconcile.py)
   df:metrics:*      hash   images by outcome, bulk jobs by state entered (digitflow/metrics_keys.py)
 Results keyed by index make a re-delivered chunk overwrite, never duplicate; done = HLEN(res).
+A drawing (kind single, digitflow/drawings.py) keeps everything in its job hash: `name`, `result` (JSON) and
+`image` (the 784-byte digit) beside the usual fields, written in one HSET by the drawing worker; the web
+writes a `queued` record (with `entry`, its stream entry) only when it answers 202 before the worker did.
 A job ends once: a small Lua script moves it to a final state only from an unfinished one, so of two
 racing finishers (or a finisher and a cancel) exactly one wins; the winner hands the job's webhook to
 `on_end` (the web and the workers enqueue its delivery there; this package imports no Celery).
@@ -36,7 +36,7 @@ from typing import Any
 
 import redis
 
-from digitflow.drawings import STREAM, Drawing
+from digitflow.drawings import GROUP, STREAM, Drawing
 from digitflow.metrics_keys import JOBS, count_images
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
@@ -316,7 +316,8 @@ class JobStore:
         chunks, entry = self.r.hmget(k, "chunks", "entry")
         for c in range(int(chunks or 0)):
             pipe.delete(self.key(job_id, f"in:{c}"))
-        if entry and ended:  # a drawing still in the stream: no worker takes it now
+        if entry and ended:  # a drawing not answered yet: no worker takes it (nor takes it over) now
+            pipe.xack(STREAM, GROUP, entry)
             pipe.xdel(STREAM, entry)
         pipe.execute()
         if ended:  # else whoever ended it takes it out of df:active

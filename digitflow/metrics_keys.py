@@ -4,6 +4,7 @@
   df:metrics:jobs     hash  state -> bulk jobs that entered it (queued at creation, running, succeeded,
                             failed, cancelled); the unfinished ones are the members of df:active
   df:workers:{queue}  zset  worker node -> time of its last heartbeat (worker/heartbeat.py)
+  df:ready:{queue}    zset  worker node -> its last heartbeat since its model is loaded (/readyz)
 
 The workers and the web write them in pipelines they send anyway; the web's GET /metrics reads them
 with a fixed number of commands (web/metrics.py), never by scanning keys.
@@ -27,6 +28,10 @@ _CODE = re.compile(r"[a-z0-9_]{1,40}")
 
 def heartbeat_key(queue: str) -> str:
     return f"df:workers:{queue}"
+
+
+def ready_key(queue: str) -> str:
+    return f"df:ready:{queue}"
 
 
 def broker_lists(queue: str) -> list[str]:

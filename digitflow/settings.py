@@ -28,6 +28,7 @@ class Settings:
     chunk_size: int = 512  # images per bulk task
     batch_size: int = 256  # images per model call
     interactive_batch_max: int = 64  # drawings batched into one model call at most
+    drawing_claim_seconds: float = 3.0  # a drawing unacknowledged this long by its consumer goes to another
     max_redeliveries: int = 5
     visibility_timeout: int = 300  # seconds before Redis re-delivers an unacked task
     task_time_limit: int = 120  # seconds a task may run before it is killed

@@ -23,7 +23,7 @@ Sections (--sections, comma separated; default all):
   scaling    bulk rate with 1 and 2 worker processes
 
 The stack it starts is the service's own (scripts/stack.py: redis-server with append-only file,
-the bulk worker with 2 processes, the interactive worker, gunicorn), with the per-client rate
+the bulk worker with 2 processes, the drawing worker, gunicorn), with the per-client rate
 limit off (RATE_LIMIT=off), since one load generator sends everything from one address.
 MODEL_DIR (default models/) picks the model; MNIST_DIR the test split (default: the copy in
 tests/fixtures/mnist). Extra dependencies: `pip install -e .[bench]` (litserve, psutil, py-spy
@@ -498,7 +498,7 @@ class Service:
                 out.setdefault("web", []).append(p)
             elif "celery" in cmd and "-Q bulk" in cmd:
                 out.setdefault("bulk", []).append(p)
-            elif "celery" in cmd and "-Q interactive" in cmd:
+            elif "worker.drawings" in cmd:  # the drawing worker (worker/drawings.py)
                 out.setdefault("interactive", []).append(p)
             elif "redis-server" in cmd:
                 out.setdefault("redis", []).append(p)
@@ -1009,7 +1009,7 @@ def render(R: dict, args) -> str:
         ["model", f"{card['architecture']} {card['version']}, {card['macs_per_image'] / 1e6:.1f} M MAC/image, "
                   f"{card['parameters']:,} parameters, test accuracy {card['test_accuracy']:.4f}"],
         ["service", "the stack of scripts/stack.py: redis-server (append-only file, everysec), bulk worker "
-                    "(2 processes), interactive worker (solo, celery-batches), gunicorn "
+                    "(2 processes), drawing worker (python -m worker.drawings: Redis Stream consumer), gunicorn "
                     f"({R.get('web_processes', 1)} process(es) x 32 threads); rate limit off"
                     if R.get("owned") else f"running service at {R.get('url')}"],
     ])]

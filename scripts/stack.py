@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -108,8 +109,8 @@ class Stack:
         celery = [str(VENV_BIN / "celery"), "-A", "worker", "worker", "--loglevel", "INFO", "--without-gossip"]
         if name.startswith("bulk"):
             return celery + ["-Q", "bulk", "-c", str(self.bulk_processes), "-n", f"{name}@%h"]
-        if name.startswith("interactive"):
-            return celery + ["-Q", "interactive", "-P", "solo", "--prefetch-multiplier", "256", "-n", f"{name}@%h"]
+        if name.startswith("interactive"):  # the drawing worker: a plain process on the drawings stream
+            return [sys.executable, "-m", "worker.drawings", "--name", name]
         if name == "web":
             return [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "web:create_app()"]
         raise ValueError(name)
@@ -147,10 +148,17 @@ class Stack:
         self.wait_ready()
         return self
 
+    @staticmethod
+    def kind(name: str) -> str | None:
+        """The queue a process of this name serves (None for the web)."""
+        return "bulk" if name.startswith("bulk") else "interactive" if name.startswith("interactive") else None
+
     def wait_ready(self, timeout: float = 60.0, workers: int = 1) -> None:
-        """Until /readyz answers 200 (Redis, a worker and the model are there)."""
+        """Until /readyz says the workers this stack started have their model loaded (at least `workers` of
+        them); a stack of only a web waits for a full 200 (workers of each kind, started elsewhere)."""
         import json
 
+        kinds = {k for k in map(self.kind, self.procs) if k}
         deadline = time.time() + timeout
         last = ""
         while time.time() < deadline:
@@ -159,11 +167,16 @@ class Stack:
                     raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.log_dir / (name + '.log')}")
             try:
                 with urllib.request.urlopen(self.url + "/readyz", timeout=3) as resp:
-                    body = json.loads(resp.read())
-                    if len(body.get("workers", [])) >= workers:
-                        return
+                    body, ok = json.loads(resp.read()), True
+            except urllib.error.HTTPError as exc:  # 503: not every kind is ready (or not this stack's)
+                body, ok, last = json.loads(exc.read() or b"{}"), False, f"503 {exc.reason}"
             except Exception as exc:
-                last = str(exc)
+                body, ok, last = {}, False, str(exc)
+            by_queue = body.get("workers_by_queue") or {}
+            if kinds:
+                ok = body.get("redis") is True and all(by_queue.get(k) for k in kinds)
+            if ok and sum(len(by_queue.get(k, [])) for k in kinds or by_queue) >= workers:
+                return
             time.sleep(0.3)
         raise RuntimeError(f"service not ready after {timeout}s: {last}")
 
@@ -208,7 +221,7 @@ def main() -> int:
     redis_url, embedded = choose_redis(var)
     where = f"its own redis-server ({redis_server_binary()})" if embedded else "existing Redis"
     print(f"digitflow: using {where} at {redis_url}", flush=True)
-    metrics = int(os.environ.get("METRICS_PORT") or 0)  # the bulk worker's; the interactive one's is next
+    metrics = int(os.environ.get("METRICS_PORT") or 0)  # the bulk worker's; the drawing worker's is next
     stack = Stack({"REDIS_URL": redis_url}, var / "logs", port=int(os.environ.get("PORT", "5000")),
                   bulk_processes=int(os.environ.get("WORKER_PROCESSES", "2")),
                   metrics_ports={"bulk": metrics, "interactive": metrics + 1} if metrics else None)

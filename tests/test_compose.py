@@ -43,8 +43,17 @@ def test_workers_scale_without_fixed_names_or_ports(compose):
     for name in ("worker-bulk", "worker-interactive"):
         svc = compose["services"][name]
         assert "container_name" not in svc and "ports" not in svc
-        node = svc["command"][svc["command"].index("-n") + 1]
-        assert node.endswith("@%h")  # unique per container
+        if svc["command"][0] == "celery":
+            node = svc["command"][svc["command"].index("-n") + 1]
+            assert node.endswith("@%h")  # unique per container
+        else:  # the drawing worker names its consumer after its host and pid itself
+            assert "--name" not in svc["command"]
+
+
+def test_the_drawing_worker_is_health_checked_by_its_heartbeat(compose):
+    svc = compose["services"]["worker-interactive"]
+    assert svc["command"] == ["python", "-m", "worker.drawings"]
+    assert svc["healthcheck"]["test"] == ["CMD", "python", "-m", "worker.drawings", "--check"]
 
 
 def test_every_command_names_real_modules(compose):
@@ -60,6 +69,8 @@ def test_every_command_names_real_modules(compose):
             assert app.main == "digitflow"
             if "-Q" in cmd:
                 assert cmd[cmd.index("-Q") + 1] in {r["queue"] for r in app.conf.task_routes.values()}
+        elif cmd[:2] == ["python", "-m"]:
+            assert importlib.util.find_spec(cmd[2]) is not None
         elif cmd[0] == "gunicorn":
             assert (ROOT / cmd[cmd.index("-c") + 1]).is_file()
             module, factory = re.fullmatch(r"(\w+):(\w+)\(\)", cmd[-1]).groups()
@@ -117,7 +128,8 @@ def test_prometheus_scrapes_the_web_and_every_worker_port(compose):
             for host in sd["names"]:
                 targets[host] = sd["port"]
     assert targets["web"] == int(services["web"]["environment"]["PORT"])
-    workers = {n for n, svc in services.items() if (svc.get("command") or [""])[0] == "celery" and "-Q" in svc["command"]}
+    workers = {n for n, svc in services.items() if ((svc.get("command") or [""])[0] == "celery" and "-Q" in svc["command"])
+               or (svc.get("command") or [])[:3] == ["python", "-m", "worker.drawings"]}
     assert workers == {"worker-bulk", "worker-interactive"} and workers <= set(targets)
     for name in workers:
         env = services[name]["environment"]

@@ -161,9 +161,10 @@ def own_redis(tmp_path) -> redis.Redis:
 
 
 def test_queue_depth_oldest_age_and_heartbeats_from_redis(own_redis):
+    from digitflow.drawings import STREAM, Drawing
     from digitflow.jobstore import JobStore
     from web.service_metrics import ServiceCollector
-    from worker.celery_app import CHUNK_TASK, DRAWING_TASK
+    from worker.celery_app import CHUNK_TASK
     from worker.heartbeat import beat
 
     url = own_redis.connection_pool.connection_kwargs
@@ -175,7 +176,8 @@ def test_queue_depth_oldest_age_and_heartbeats_from_redis(own_redis):
     for job_id in (old, new):
         for chunk in (0, 1):
             broker.send_task(CHUNK_TASK, args=(job_id, chunk), queue="bulk")
-    broker.send_task(DRAWING_TASK, args=(new,), queue="interactive")
+    now = time.time()  # a drawing on its stream, that no drawing worker has taken yet
+    own_redis.xadd(STREAM, Drawing("d" * 32, b"digit", "d.png", now, now + 60, "{}").fields())
     beat(own_redis, "bulk@here", ["bulk"])
     beat(own_redis, "gone@here", ["bulk"], now=time.time() - 3600)  # a worker that stopped beating
 
@@ -224,3 +226,25 @@ def test_every_metric_the_dashboard_queries_is_exposed(api, stack):
         assert used, expr
         for name in used:
             assert name in names or re.sub(r"_(bucket|count|sum|total)$", "", name) in names, (name, expr)
+
+
+def test_drawings_waiting_are_those_no_worker_has_taken(own_redis):
+    from digitflow.drawings import GROUP, STREAM, Drawing
+    from web.service_metrics import ServiceCollector
+
+    def waiting() -> tuple[float, float]:
+        fams = {f.name: f for f in ServiceCollector(own_redis, dict).collect()}
+        return tuple(next(s.value for s in fams[name].samples if s.labels["queue"] == "interactive")
+                     for name in ("digitflow_queue_depth", "digitflow_queue_oldest_age_seconds"))
+
+    assert waiting() == (0, 0)  # no stream yet
+    now = time.time()
+    for i in range(3):
+        own_redis.xadd(STREAM, Drawing(f"{i}" * 32, b"digit", "d.png", now, now + 60, "{}").fields())
+    own_redis.xgroup_create(STREAM, GROUP, id="0")
+    assert waiting()[0] == 3
+    own_redis.xreadgroup(GROUP, "probe", {STREAM: ">"}, count=2)  # two handed to a worker, one waits
+    depth, age = waiting()
+    assert depth == 1 and 0 <= age < 60
+    own_redis.xreadgroup(GROUP, "probe", {STREAM: ">"}, count=2)
+    assert waiting() == (0, 0)

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import io
 import math
+import time
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context, url_for
 
 from digitflow.archive import printable
 from digitflow.csvsafe import safe_cell
+from digitflow.drawings import Drawing
 from digitflow.imaging import to_png
-from digitflow.jobstore import CANCELLED, FINAL, valid_job_id
-from web import idempotency
+from digitflow.jobstore import CANCELLED, FINAL, new_job_id, valid_job_id
+from web import drawings, idempotency
 from web.auth import given_token
 from web.errors import ApiError
-from web.ingest import create_bulk, create_single, decode_data_url, pixels_input, single_image
+from web.ingest import create_bulk, decode_data_url, pixels_input, single_image
 from web.services import Services
 from web.webhooks import callback_url_field
 
@@ -84,7 +87,7 @@ def predict():
     if mime == "application/json":
         body = _json_body()
         if "image" in body:
-            raw, name = single_image(decode_data_url(body["image"]), s.settings.max_image_pixels), "image"
+            raw, name = single_image(decode_data_url(body["image"]), s.settings.max_image_pixels, canvas=True), "image"
         elif "pixels" in body:
             raw, name = pixels_input(body["pixels"]), "pixels"
         else:
@@ -101,29 +104,40 @@ def predict():
     else:
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data (field `image`) or application/json")
     key = idempotency.header_key()
-    if key is None:
-        job_id, fresh = create_single(s, name, raw, client=g.client), True
-    else:
+    job_id, fresh = new_job_id(), True
+    if key is not None:
         parts = ("json", idempotency.canonical_json(body)) if mime == "application/json" else ("image", name, data)
         job_id, fresh = s.idempotency.claim(g.client, "predict", key, idempotency.fingerprint(*parts), s.store)
-        if fresh:
-            create_single(s, name, raw, client=g.client, job_id=job_id)
+    if fresh:  # the lean path: the job record is written by the worker (or below, if `wait` runs out)
+        now = time.time()
+        drawing = Drawing(job_id, raw, name, now, now + s.settings.result_ttl_seconds, s.model_json, g.client or "")
+        try:
+            answer = drawings.predict(s.redis, s.store, s.answers, drawing, wait)
+        except Exception:
+            if key is not None:  # failed before its record existed: a retry under the key runs afresh
+                with contextlib.suppress(Exception):
+                    if s.store.status(job_id) is None:
+                        s.idempotency.release(g.client, "predict", key, job_id)
+            raise
+        if key is not None:  # the record exists now: a repeat finds it
             s.idempotency.created(g.client, "predict", key)
-    if s.store.wait(job_id, wait):
-        result, png = s.store.single_result(job_id)
-        result = result or {}
-        if "error" in result:
-            raise ApiError(422, result["error"]["code"], result["error"]["message"])
-        return jsonify({
-            "digit": result["digit"],
-            "confidence": result["confidence"],
-            "probabilities": result["probabilities"],
-            "model_version": result.get("model_version", s.model["version"]),
-            "image": "data:image/png;base64," + base64.b64encode(_png(png)).decode(),
-            "model": s.model,
-            "job_id": job_id,
-        }), _replayed(fresh)
-    return jsonify({"job_id": job_id, "status_url": url_for("api.get_job", job_id=job_id)}), 202, _replayed(fresh)
+    else:
+        answer = drawings.wait_for_record(s.store, job_id, wait)
+    if answer is None:
+        return jsonify({"job_id": job_id, "status_url": url_for("api.get_job", job_id=job_id)}), 202, _replayed(fresh)
+    result, digit = answer
+    if "error" in result:
+        raise ApiError(422, result["error"]["code"], result["error"]["message"])
+    model = s.model
+    return jsonify({
+        "digit": result["digit"],
+        "confidence": result["confidence"],
+        "probabilities": result["probabilities"],
+        "model_version": result.get("model_version", model["version"]),
+        "image": "data:image/png;base64," + base64.b64encode(_png(digit)).decode(),
+        "model": model,
+        "job_id": job_id,
+    }), _replayed(fresh)
 
 
 def _replayed(fresh: bool) -> dict[str, str]:

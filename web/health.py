@@ -14,7 +14,8 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Ready when Redis answers, at least one worker replies to a ping, and the model card is readable."""
+    """Ready when Redis answers, a worker of each kind (bulk, interactive) has its model loaded (its heartbeat
+    says so, fresh), and the model card is readable. `workers` names them all, `workers_by_queue` by kind."""
     svc = current_app.extensions["digitflow"]
     checks: dict = {}
     try:
@@ -23,9 +24,11 @@ def readyz():
         checks["redis"] = False
         checks["redis_error"] = str(exc)
     try:
-        checks["workers"] = svc.workers_alive(timeout=1.0) if checks["redis"] else []
+        by_queue = svc.ready_workers() if checks["redis"] else {}
     except Exception:
-        checks["workers"] = []
+        by_queue = {}
+    checks["workers"] = sorted(name for names in by_queue.values() for name in names)
+    checks["workers_by_queue"] = by_queue
     try:
         checks["model"] = svc.model
     except Exception as exc:
@@ -39,6 +42,7 @@ def readyz():
                 checks["model_refused"] = {"target": target, **refused}
         except Exception:  # reporting a refusal must not make /readyz fail
             pass
-    ready = checks["redis"] and bool(checks["workers"]) and checks["model"] is not None
+    every_kind = bool(by_queue) and all(by_queue.values())
+    ready = checks["redis"] and every_kind and checks["model"] is not None
     checks["status"] = "ready" if ready else "unavailable"
     return jsonify(checks), (200 if ready else 503)

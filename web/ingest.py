@@ -11,7 +11,7 @@ from typing import IO, Any
 import numpy as np
 
 from digitflow.archive import ArchiveError, Entry, Limits, looks_like_zip, open_archive, printable, read_entries
-from digitflow.imaging import ImageError, normalise_bytes, normalise_pixels
+from digitflow.imaging import ImageError, normalise_bytes, normalise_canvas, normalise_pixels
 from digitflow.jobstore import DIGIT_MAGIC
 from web.errors import ApiError
 from web.services import Services
@@ -20,10 +20,11 @@ DATA_URL = re.compile(r"^data:(?P<mime>[\w.+/-]+)?(?P<params>(;[\w=.-]+)*)?;base
 IMAGE_MIMES = {"image/png", "image/jpeg", "image/gif", "image/bmp", "image/tiff", "image/webp"}
 
 
-def single_image(data: bytes, max_pixels: int) -> bytes:
-    """Normalise a single image now, so a bad one is refused at once; returns the stored form."""
+def single_image(data: bytes, max_pixels: int, canvas: bool = False) -> bytes:
+    """Normalise a single image now, so a bad one is refused at once; returns the stored form. A `canvas`
+    (a drawing sent as a data URL) is reduced first (digitflow.imaging.normalise_canvas)."""
     try:
-        return DIGIT_MAGIC + normalise_bytes(data, max_pixels).tobytes()
+        return DIGIT_MAGIC + (normalise_canvas if canvas else normalise_bytes)(data, max_pixels).tobytes()
     except ImageError as exc:
         raise ApiError(exc.status, exc.code, exc.message) from None
 
@@ -57,13 +58,6 @@ def pixels_input(value: Any) -> bytes:
         return DIGIT_MAGIC + normalise_pixels(arr.reshape(28, 28)).tobytes()
     except ImageError as exc:
         raise ApiError(exc.status, exc.code, exc.message) from None
-
-
-def create_single(svc: Services, name: str, raw: bytes, **fields: str | None) -> str:
-    """A one-image job on the interactive queue; `fields` (client, callback_url) go to JobStore.create."""
-    job_id = svc.store.create(total=1, chunks=1, kind="single", model=svc.model, single=(name, raw), **fields)
-    svc.send_drawing(job_id)
-    return job_id
 
 
 def _chunks(entries: Iterable[Entry], size: int) -> Iterator[list[Entry]]:

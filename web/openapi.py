@@ -256,7 +256,7 @@ SPEC = {
         }},
         "/healthz": {"get": {"summary": "The process is up", "security": [],
                              "responses": {"200": {"description": "up", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
-        "/readyz": {"get": {"summary": "Redis, a worker and the model are available", "security": [],
+        "/readyz": {"get": {"summary": "Redis, a worker of each kind with its model loaded, and the model card", "security": [],
                             "responses": {"200": {"description": "ready", "content": {"application/json": {"schema": {"type": "object"}}}},
                                           "503": {"description": "not ready", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
     },

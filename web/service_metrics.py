@@ -1,9 +1,11 @@
-"""Service-wide figures for GET /metrics, read from Redis at scrape time in two round trips.
+"""Service-wide figures for GET /metrics, read from Redis at scrape time in a few round trips.
 
 The counters are kept where the work happens (digitflow/metrics_keys.py): images by outcome where results
 are stored, bulk jobs by the states they entered at each transition. Queue depth is the length of the
 broker's lists; the oldest waiting message is the tail of a queue's list (kombu pushes on the left and
-pops on the right), and its age is its job's age. Workers are alive while their heartbeat is fresh.
+pops on the right), and its age is its job's age. Drawings (queue `interactive`) wait in a stream instead
+(digitflow/drawings.py): the entries after the last one handed to a worker, the oldest aged by its id.
+Workers are alive while their heartbeat is fresh.
 A scrape costs the same whatever the number of jobs: no key is scanned.
 """
 
@@ -18,12 +20,14 @@ from collections.abc import Callable, Iterator
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from digitflow.drawings import GROUP, STREAM, entry_ms
+from digitflow.drawings import QUEUE as DRAWING_QUEUE
 from digitflow.jobstore import ACTIVE, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobStore, valid_job_id
 from digitflow.metrics_keys import ALIVE_WITHIN, IMAGES, JOBS, UNACKED, broker_lists, heartbeat_key
-from worker.celery_app import BULK_QUEUE, INTERACTIVE_QUEUE
+from worker.celery_app import BULK_QUEUE
 
 log = logging.getLogger(__name__)
-QUEUES = (BULK_QUEUE, INTERACTIVE_QUEUE)
+QUEUES = (BULK_QUEUE, DRAWING_QUEUE)
 STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 
 
@@ -85,6 +89,9 @@ class ServiceCollector:
             row = per_queue[i * step : (i + 1) * step]
             depth[queue], oldest[queue], alive[queue] = sum(row[:-2]), job_of_message(row[-2]), row[-1]
         created = self._created_at([j for j in oldest.values() if j])
+        ages = {q: max(0.0, now - created[j]) if j in created else 0.0 for q, j in oldest.items()}
+        depth[DRAWING_QUEUE], sent = self._drawings_waiting()
+        ages[DRAWING_QUEUE] = max(0.0, now - sent) if sent is not None else 0.0
 
         counter = CounterMetricFamily("digitflow_images", "Images that got a result, by outcome (ok or the error code)",
                                       labels=["outcome"])
@@ -102,9 +109,7 @@ class ServiceCollector:
                                 "acknowledged (running, or prefetched)", value=unacked)
         gauges = {
             "digitflow_queue_depth": ("Task messages waiting in the broker", depth),
-            "digitflow_queue_oldest_age_seconds": (
-                "Age of the job of the oldest waiting message (0: none waiting)",
-                {q: max(0.0, now - created[j]) if j in created else 0.0 for q, j in oldest.items()}),
+            "digitflow_queue_oldest_age_seconds": ("Age of the job of the oldest waiting message (0: none waiting)", ages),
             "digitflow_workers_alive": (f"Workers consuming the queue whose heartbeat is under {ALIVE_WITHIN:g} s old",
                                         alive),
         }
@@ -113,6 +118,24 @@ class ServiceCollector:
             for queue in QUEUES:
                 gauge.add_metric([queue], values[queue])
             yield gauge
+
+    def _drawings_waiting(self) -> tuple[int, float | None]:
+        """Drawings not yet handed to a worker, and when the oldest of them was sent."""
+        try:
+            groups = self.r.xinfo_groups(STREAM)
+        except redis.ResponseError:  # no stream yet: none sent
+            return 0, None
+        group = next((g for g in groups if g["name"] in (GROUP, GROUP.encode())), None)
+        if group is None:  # no worker has joined yet: every entry waits
+            first = self.r.xrange(STREAM, "-", "+", count=1)
+            return self.r.xlen(STREAM), (entry_ms(first[0][0]) / 1000 if first else None)
+        after = "(" + (group["last-delivered-id"].decode() if isinstance(group["last-delivered-id"], bytes)
+                       else group["last-delivered-id"])
+        first = self.r.xrange(STREAM, after, "+", count=1)
+        lag = group.get("lag")
+        if lag is None:  # Redis 6.2 (or entries deleted): count them, up to a bound
+            lag = len(self.r.xrange(STREAM, after, "+", count=10_000)) if first else 0
+        return int(lag), (entry_ms(first[0][0]) / 1000 if first else None)
 
     def _created_at(self, job_ids: list[str]) -> dict[str, float]:
         if not job_ids:

@@ -1,4 +1,4 @@
-"""Celery workers: `celery -A worker worker -Q bulk` and `-Q interactive` (see README)."""
+"""Workers: the Celery bulk worker (`celery -A worker worker -Q bulk`) and the drawing worker (`python -m worker.drawings`)."""
 
 from worker.celery_app import app
 

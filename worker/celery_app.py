@@ -4,10 +4,8 @@ from celery import Celery
 
 from digitflow.settings import get_settings
 
-BULK_QUEUE = "bulk"
-INTERACTIVE_QUEUE = "interactive"
+BULK_QUEUE = "bulk"  # drawings do not go through Celery: digitflow/drawings.py, worker/drawings.py
 CHUNK_TASK = "worker.tasks.process_chunk"
-DRAWING_TASK = "worker.tasks.predict_drawings"
 WEBHOOK_TASK = "worker.webhooks.deliver"  # on the bulk queue: bulk workers deliver job events
 
 settings = get_settings()
@@ -21,8 +19,7 @@ app.conf.update(
     task_reject_on_worker_lost=True,  # ... also when its pool process is killed
     worker_prefetch_multiplier=1,
     task_default_queue=BULK_QUEUE,
-    task_routes={CHUNK_TASK: {"queue": BULK_QUEUE}, DRAWING_TASK: {"queue": INTERACTIVE_QUEUE},
-                 WEBHOOK_TASK: {"queue": BULK_QUEUE}},
+    task_routes={CHUNK_TASK: {"queue": BULK_QUEUE}, WEBHOOK_TASK: {"queue": BULK_QUEUE}},
     task_time_limit=settings.task_time_limit,
     task_soft_time_limit=max(1, settings.task_time_limit - 10),
     # Unacked tasks of a dead worker come back visibility_timeout (+ at most one restore interval) later;

@@ -5,9 +5,10 @@ folder at `worker_init`, before the pool forks and before anything imports prome
 mode is chosen at import; this module imports it lazily): PROMETHEUS_MULTIPROC_DIR if given (it must be
 fresh per start and private to this worker; scripts/stack.py gives one), else a temporary folder,
 removed at shutdown. Pool processes write their samples there; the main process serves the sums with
-`start_http_server` once the worker is ready. A solo worker (the interactive one) runs tasks in its main
-process and writes there too. Only histograms: a dead pool process's counts stay in the sums, as counts
-should, and there are no live gauges to mark dead. METRICS_PORT=0 (the default) turns all of it off.
+`start_http_server` once the worker is ready. A solo worker, and the drawing worker (worker/drawings.py,
+which calls `prepare`, `serve` and `clean_up` itself), run the model in their main process and write there
+too. Only histograms: a dead pool process's counts stay in the sums, as counts should, and there are no
+live gauges to mark dead. METRICS_PORT=0 (the default) turns all of it off.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def model_call(seconds: float, images: int) -> None:
 
 
 @worker_init.connect
-def _choose_folder(**_kwargs) -> None:
+def prepare(**_kwargs) -> None:
+    """Before anything imports prometheus_client (and before a pool forks): the samples' folder."""
     if get_settings().metrics_port <= 0:
         return
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -59,7 +61,7 @@ def _choose_folder(**_kwargs) -> None:
 
 
 @worker_ready.connect
-def _serve(**_kwargs) -> None:
+def serve(**_kwargs) -> None:
     settings = get_settings()
     if settings.metrics_port <= 0:
         return
@@ -78,6 +80,6 @@ def _serve(**_kwargs) -> None:
 
 
 @worker_shutdown.connect
-def _clean_up(**_kwargs) -> None:
+def clean_up(**_kwargs) -> None:
     for folder in _made:
         shutil.rmtree(folder, ignore_errors=True)

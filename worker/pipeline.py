@@ -14,6 +14,8 @@ from digitflow.jobstore import DIGIT_MAGIC
 from worker import metrics
 from worker.engine import Engine
 
+POISON = {"error": {"code": "processing_failed", "message": "the image could not be processed after repeated tries"}}
+
 
 def prepare(raw: bytes, max_pixels: int) -> np.ndarray:
     """One stored input (encoded image, or a digit the web already normalised) -> uint8 [28,28]."""

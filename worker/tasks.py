@@ -7,21 +7,20 @@ from functools import lru_cache
 
 import redis
 from celery.signals import worker_process_init, worker_ready
-from celery_batches import Batches
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from digitflow.jobstore import CANCELLED, JobStore
 from digitflow.settings import get_settings
-from worker.celery_app import CHUNK_TASK, DRAWING_TASK, app
+from worker import heartbeat
+from worker.celery_app import CHUNK_TASK, app
 from worker.engine import Engine
-from worker.pipeline import run_batch
+from worker.pipeline import POISON, run_batch
 from worker.serving import ServingModel, for_this_process
 from worker.webhooks import enqueue as enqueue_webhook
 
 log = logging.getLogger(__name__)
 settings = get_settings()
-POISON = {"error": {"code": "processing_failed", "message": "the image could not be processed after repeated tries"}}
 
 
 @lru_cache(maxsize=1)
@@ -80,37 +79,18 @@ def process_chunk(self, job_id: str, chunk: int) -> int:
     return len(inputs)
 
 
-@app.task(name=DRAWING_TASK, base=Batches, flush_every=settings.interactive_batch_max, flush_interval=0.001)
-def predict_drawings(requests) -> None:
-    """Single predictions, batched across concurrent requests into one model call and two Redis round trips."""
-    s = store()
-    job_ids = list(dict.fromkeys(req.args[0] for req in requests))
-    inputs: dict[int, bytes] = {}
-    done: list[tuple[str, dict, bytes | None]] = []
-    for slot, (job_id, (tries, raw)) in enumerate(zip(job_ids, s.load_singles(job_ids), strict=True)):
-        if raw is None:  # finished by an earlier delivery, cancelled or expired
-            continue
-        if tries > settings.max_redeliveries + 1:
-            done.append((job_id, POISON, None))
-            continue
-        inputs[slot] = raw
-    if inputs:
-        batch = run_batch(engine(), inputs, settings.max_image_pixels, settings.batch_size)
-        done += [(job_ids[slot], batch.results[slot], batch.digits.get(slot)) for slot in inputs]
-    if done:
-        s.finish_singles(done)
-
-
 @worker_process_init.connect
 def _load_in_pool_process(**_kwargs) -> None:
     """Prefork pool processes load the model as they start (well within Celery's 4 s for this signal):
-    the first job runs as fast as later ones."""
+    the first job runs as fast as later ones; /readyz counts the worker once they have."""
     serving().engine()
+    heartbeat.mark_loaded()
 
 
 @worker_ready.connect
 def _load_in_solo_worker(sender=None, **_kwargs) -> None:
-    """A solo worker (the interactive one) runs tasks in its main process: load the model there, now."""
+    """A solo worker runs tasks in its main process: load the model there, now."""
     pool = getattr(sender, "pool", None)
     if pool is not None and type(pool).__module__.endswith(".solo"):
         serving().engine()
+        heartbeat.mark_loaded()
