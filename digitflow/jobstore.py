@@ -12,7 +12,6 @@ Keys share the hash tag {job_id}, so one job lives on one Redis Cluster slot:
   df:{id}:prev      hash   index -> a small preview of the upload (<= 96 px, <= 12 KB; for review)
   df:{id}:tries:{c} string deliveries of chunk c (the poison-message guard)
   df:{id}:by        hash   chunk -> the worker node that stored its results
-  df:{id}:notify    list   a token pushed when the job finishes
   df:active         zset   unfinished bulk jobs -> time of their last progress (worker/reconcile.py)
   df:metrics:*      hash   images by outcome, bulk jobs by state entered (digitflow/metrics_keys.py)
 Results keyed by index make a re-delivered chunk overwrite, never duplicate; done = HLEN(res).
@@ -221,9 +220,6 @@ class JobStore:
         ended = self._end(job_id, final, started=True)
         if not ended:  # a concurrent finisher or a cancel came first
             return None
-        notify = self.key(job_id, "notify")
-        self.r.rpush(notify, final)
-        self.r.expire(notify, 60)
         self._retire(job_id, final, callback=ended == 2)
         return final
 
@@ -328,7 +324,7 @@ class JobStore:
         chunks, client = self.r.hmget(self.key(job_id, "job"), "chunks", "client")
         chunks = int(chunks or 0)
         self.r.zrem(self.client_key(client.decode() if client else None), job_id)
-        parts = ["job", "names", "res", "err", "img", "labels", "prev", "notify", "by"]
+        parts = ["job", "names", "res", "err", "img", "labels", "prev", "by"]
         parts += [f"in:{c}" for c in range(chunks)] + [f"tries:{c}" for c in range(chunks)]
         self.r.delete(*(self.key(job_id, p) for p in parts))
         self.forget(job_id)

@@ -144,7 +144,7 @@ def machine() -> dict:
         redis_v = redis_v.split("v=")[1].split()[0] if "v=" in redis_v else redis_v.strip()
     except Exception:
         redis_v = "unknown"
-    pkgs = ["onnxruntime", "tensorflow-cpu", "keras", "numpy", "pillow", "celery", "celery-batches", "redis",
+    pkgs = ["onnxruntime", "tensorflow-cpu", "keras", "numpy", "pillow", "celery", "redis",
             "flask", "gunicorn", "litserve", "psutil"]
     return {
         "cpu": cpu,
@@ -381,6 +381,27 @@ def fetch_digits(base: str, job_id: str, total: int) -> dict[int, int | None]:
     return out
 
 
+# What this run sent to the service and got answered: the /metrics check compares the service's own counters.
+SENT: Counter = Counter()
+
+
+def scrape_metrics(base: str) -> dict[str, float]:
+    """The service's figures from GET /metrics: images by outcome (all summed) and answered predictions."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    out = {"images": 0.0, "predict_200": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "digitflow_images_total":
+                out["images"] += sample.value
+            elif (sample.name == "digitflow_http_request_duration_seconds_count"
+                  and sample.labels.get("route") == "/api/v1/predict" and sample.labels.get("status") == "200"):
+                out["predict_200"] += sample.value
+    return out
+
+
 def http_load(base: str, path: str, bodies: list[bytes], n: int, concurrency: int, labels: list[int] | None = None,
               content_type: str = "application/json") -> dict:
     """n POSTs from `concurrency` threads, each with its own keep-alive connection; latency and rate."""
@@ -415,6 +436,8 @@ def http_load(base: str, path: str, bodies: list[bytes], n: int, concurrency: in
             mine.append(time.perf_counter() - t)
             with lock:
                 statuses[resp.status] += 1
+                if resp.status == 200 and path == "/api/v1/predict":
+                    SENT["predict_200"] += 1
             if resp.status == 200 and labels is not None:
                 ok[1] += 1
                 ok[0] += json.loads(raw).get("digit") == labels[i % len(labels)]
@@ -577,6 +600,7 @@ def bulk_run(svc: Service, zip_path: Path, labels: np.ndarray | None, timeout: f
     if status != 202:
         raise RuntimeError(f"upload answered {status}: {job}")
     job = poll_job(svc.url, job["id"], timeout)
+    SENT["images"] += job["total"]
     t_seen = time.time()
     finished = parse_iso(job.get("finished_at")) or t_seen
     wall = max(finished - t0, 1e-6)
@@ -809,6 +833,7 @@ def resources(svc: Service, x: np.ndarray, n_big: int, tmp: Path) -> dict:
     cpu0 = svc.cpu()
     t_resume = time.time()
     job = poll_job(svc.url, job["id"], timeout=900, interval=0.2, on_progress=progress)
+    SENT["images"] += job["total"]
     end = parse_iso(job.get("finished_at")) or time.time()
     out["drain"] = {"images": job["total"], "done": job["done"], "failed": job["failed"], "status": job["status"],
                     "images_per_s": (job["total"] - first.get("done", 0)) / max(end - first.get("t", t_resume), 1e-6),
@@ -1189,6 +1214,18 @@ def render(R: dict, args) -> str:
             L += [f"`{name}` ({p['samples']:,} samples): the project's frames by inclusive share", "",
                   md_table(["frame", "inclusive %"], [[f"`{f}`", f"{v:.1f}"] for f, v in p["inclusive"]]), "",
                   "Top self time: " + "; ".join(f"`{f}` {v:.1f}%" for f, v in p["self"]) + "", ""]
+    mc = R.get("metrics_check")
+    if mc:
+        L += ["", "## /metrics against this run", "",
+              "The service's own counters (`GET /metrics`, scraped when the service was up and again at the end) "
+              "against what this script counted: images in finished bulk jobs plus answered drawings, and "
+              "drawings answered 200. Warm-ups included on both sides.", "",
+              md_table(["figure", "counted by bench.py", "delta on /metrics", ""],
+                       [["`digitflow_images_total` (all outcomes)", f0(mc["images"]["bench"]), f0(mc["images"]["metrics"]),
+                         "agrees" if mc["images"]["bench"] == mc["images"]["metrics"] else "**differs**"],
+                        ["`digitflow_http_request_duration_seconds_count{route=\"/api/v1/predict\",status=\"200\"}`",
+                         f0(mc["predict_200"]["bench"]), f0(mc["predict_200"]["metrics"]),
+                         "agrees" if mc["predict_200"]["bench"] == mc["predict_200"]["metrics"] else "**differs**"]])]
     L += ["", "See [scaling.md](scaling.md) for what these numbers mean at 1 million images per hour.", ""]
     return "\n".join(L)
 
@@ -1284,6 +1321,7 @@ def main(argv: list[str] | None = None) -> int:
             log("starting the service" if not args.url else f"using the service at {args.url}")
             svc = Service(args.url, args.redis_url, tmp)
             R["owned"], R["url"] = svc.owned, svc.url
+            metrics_before = scrape_metrics(svc.url)
             R["web_processes"] = int(os.environ.get("WEB_PROCESSES") or len(os.sched_getaffinity(0)))
         if "bulk" in sections:
             bulk_run(svc, warm_zip, None)  # warm-up: every worker process loads the model
@@ -1349,6 +1387,12 @@ def main(argv: list[str] | None = None) -> int:
             R["profile"] = profile_run(svc, zip_path, bodies, Path(args.profile))
             for name, p in R["profile"].items():
                 log(f"  {name}: " + "; ".join(f"{f} {v:.0f}%" for f, v in p["inclusive"][:6]))
+        if svc:  # the service's counters against what this run counted itself
+            after = scrape_metrics(svc.url)
+            R["metrics_check"] = {k: {"bench": SENT[k] + SENT["predict_200"] * (k == "images"),
+                                      "metrics": after[k] - metrics_before[k]} for k in ("images", "predict_200")}
+            log("metrics check: " + ", ".join(f"{k} bench {v['bench']:,.0f} /metrics {v['metrics']:,.0f}"
+                                              for k, v in R["metrics_check"].items()))
         failed = False
     finally:
         if svc:

@@ -56,3 +56,16 @@ def test_openapi_document_describes_every_api_route():
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             routes.add((path, method.lower()))
     assert routes == documented
+
+
+def test_the_web_depends_on_the_shared_core_not_on_the_workers():
+    """The web and the workers share digitflow/ (settings, job store, Celery app, drawing stream); the web
+    never imports worker/, so a web-only install or image works without the worker code."""
+    import subprocess
+    import sys
+
+    code = "import sys, web; web.create_app(); print(sorted({m.split('.')[0] for m in sys.modules} & {'worker'}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

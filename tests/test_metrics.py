@@ -161,10 +161,10 @@ def own_redis(tmp_path) -> redis.Redis:
 
 
 def test_queue_depth_oldest_age_and_heartbeats_from_redis(own_redis):
+    from digitflow.celery_app import CHUNK_TASK
     from digitflow.drawings import STREAM, Drawing
     from digitflow.jobstore import JobStore
     from web.service_metrics import ServiceCollector
-    from worker.celery_app import CHUNK_TASK
     from worker.heartbeat import beat
 
     url = own_redis.connection_pool.connection_kwargs

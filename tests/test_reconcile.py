@@ -7,8 +7,8 @@ import time
 import pytest
 from celery import Celery
 
+from digitflow.celery_app import CHUNK_TASK
 from digitflow.jobstore import ACTIVE, JobStore
-from worker.celery_app import CHUNK_TASK
 from worker.reconcile import chunks_in_broker, scan_once
 
 MODEL = {"version": "test", "architecture": "tiny", "test_accuracy": None}

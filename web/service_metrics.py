@@ -20,11 +20,11 @@ from collections.abc import Callable, Iterator
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from digitflow.celery_app import BULK_QUEUE
 from digitflow.drawings import GROUP, STREAM, entry_ms
 from digitflow.drawings import QUEUE as DRAWING_QUEUE
 from digitflow.jobstore import ACTIVE, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobStore, valid_job_id
 from digitflow.metrics_keys import ALIVE_WITHIN, IMAGES, JOBS, UNACKED, broker_lists, heartbeat_key
-from worker.celery_app import BULK_QUEUE
 
 log = logging.getLogger(__name__)
 QUEUES = (BULK_QUEUE, DRAWING_QUEUE)

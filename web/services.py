@@ -8,6 +8,8 @@ import time
 import redis
 
 from digitflow.callback_url import parse_allowed
+from digitflow.celery_app import BULK_QUEUE, CHUNK_TASK, WEBHOOK_TASK
+from digitflow.celery_app import app as celery_app
 from digitflow.contract import REFUSED_KEY, load_card, model_summary, resolve_model_dir, serving_target
 from digitflow.drawings import QUEUE as DRAWING_QUEUE
 from digitflow.jobstore import JobStore
@@ -17,8 +19,6 @@ from digitflow.webhooks import end_event
 from web.auth import Keys
 from web.drawings import Answers
 from web.idempotency import Idempotency
-from worker.celery_app import BULK_QUEUE, CHUNK_TASK, WEBHOOK_TASK
-from worker.celery_app import app as celery_app
 
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 WORKER_KINDS = (BULK_QUEUE, DRAWING_QUEUE)  # /readyz wants a worker of each with its model loaded

@@ -1,5 +1,5 @@
 """Workers: the Celery bulk worker (`celery -A worker worker -Q bulk`) and the drawing worker (`python -m worker.drawings`)."""
 
-from worker.celery_app import app
+from digitflow.celery_app import app
 
 __all__ = ["app"]

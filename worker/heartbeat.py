@@ -104,7 +104,7 @@ def keep_beating(client: redis.Redis, node: str, queues: list[str], stop: thread
 @worker_ready.connect
 def start(sender=None, **_kwargs) -> None:
     """A daemon thread in the worker's main process beats for the queues it consumes."""
-    from worker.celery_app import app
+    from digitflow.celery_app import app
 
     node = getattr(sender, "hostname", None) or socket.gethostname()
     queues = _queues(app)

@@ -28,9 +28,9 @@ import time
 import redis
 from celery.signals import worker_ready
 
+from digitflow.celery_app import BULK_QUEUE, CHUNK_TASK, app
 from digitflow.jobstore import FINAL, JobStore
 from digitflow.settings import get_settings
-from worker.celery_app import BULK_QUEUE, CHUNK_TASK, app
 from worker.webhooks import enqueue as enqueue_webhook
 
 log = logging.getLogger(__name__)

@@ -10,10 +10,10 @@ from celery.signals import worker_process_init, worker_ready
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from digitflow.celery_app import CHUNK_TASK, app
 from digitflow.jobstore import CANCELLED, JobStore
 from digitflow.settings import get_settings
 from worker import heartbeat
-from worker.celery_app import CHUNK_TASK, app
 from worker.engine import Engine
 from worker.pipeline import POISON, run_batch
 from worker.serving import ServingModel, for_this_process

@@ -19,9 +19,9 @@ from urllib3.exceptions import ConnectTimeoutError
 
 from digitflow import callback_url as urls
 from digitflow import webhooks as hooks
+from digitflow.celery_app import BULK_QUEUE, WEBHOOK_TASK, app
 from digitflow.jobstore import JobStore
 from digitflow.settings import get_settings
-from worker.celery_app import BULK_QUEUE, WEBHOOK_TASK, app
 
 log = logging.getLogger(__name__)
 TIMEOUT = urllib3.Timeout(connect=3.0, read=5.0)
