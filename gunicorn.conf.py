@@ -12,6 +12,9 @@ threads = int(os.environ.get("WEB_THREADS", "32"))
 timeout = 120  # large ZIP uploads are read and stored within one request
 graceful_timeout = 10
 keepalive = 5
+# The longest request line gunicorn reads (its maximum); the app refuses URLs over MAX_URL_BYTES (4 KB)
+# itself, with a JSON 414, so only lines past this limit get gunicorn's own HTML answer.
+limit_request_line = 8190
 accesslog = os.environ.get("ACCESS_LOG") or None
 # Every process must sign the UI's session cookie with the same key.
 os.environ.setdefault("SECRET_KEY", secrets.token_hex(32))

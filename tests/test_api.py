@@ -117,3 +117,10 @@ def test_unknown_and_malformed_job_ids_are_404(api):
     for job_id in ("0" * 32, "nope", "../../etc/passwd"):
         r = requests.get(f"{api}/api/v1/jobs/{job_id}", timeout=10)
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_a_very_long_url_is_a_json_414(api):
+    for url in (f"{api}/api/v1/jobs?limit=" + "9" * 5000, f"{api}/api/v1/jobs/" + "a" * 5000):
+        r = requests.get(url, timeout=10)
+        assert r.status_code == 414, r.text[:200]
+        assert r.json()["error"]["code"] == "uri_too_long"

@@ -40,7 +40,18 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return resp
 
 
+MAX_URL_BYTES = 4096  # path + query string; longer is a 414 with the usual JSON body
+
+
 def register(app: Flask) -> None:
+    @app.before_request
+    def _refuse_long_urls():
+        from flask import request
+
+        if len(request.full_path) > MAX_URL_BYTES:
+            return error_response(414, "uri_too_long", f"the URL is limited to {MAX_URL_BYTES} bytes")
+        return None
+
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.headers)

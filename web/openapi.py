@@ -132,7 +132,7 @@ SPEC = {
         "responses": {
             f"E{s}": {"description": d, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             for s, d in [(400, "bad request"), (401, "missing or wrong token"), (404, "no such job"),
-                         (405, "method not allowed"), (413, "too large"), (415, "unsupported media type"),
+                         (405, "method not allowed"), (413, "too large"), (414, "URL longer than 4 KB"), (415, "unsupported media type"),
                          (422, "unprocessable input"), (429, "rate limited"), (503, "unavailable")]
         },
     },
@@ -261,6 +261,12 @@ SPEC = {
                                           "503": {"description": "not ready", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
     },
 }
+
+# Any URL may be too long: every operation documents the 414.
+for _item in SPEC["paths"].values():
+    for _op in _item.values():
+        if isinstance(_op, dict) and "responses" in _op:
+            _op["responses"].setdefault("414", {"$ref": "#/components/responses/E414"})
 
 DOCS_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>digitflow API</title>
 <link rel="stylesheet" href="{{ url_for('openapi.docs_asset', name='swagger-ui.css') }}"></head>
