@@ -1012,6 +1012,34 @@ def targets(R: dict) -> list[list]:
     return rows
 
 
+def targets_16(R: dict) -> list[list]:
+    """Issue 16's targets: the drawing path against LitServe in the same run, bulk against the pipeline."""
+    rows = []
+    d = {r["concurrency"]: r for r in R.get("drawings", [])}
+    lit = (R.get("peers") or {}).get("litserve")
+    lr = {r["concurrency"]: r for r in lit["rows"]} if lit else {}
+    if 1 in d and 1 in lr:
+        ratio = d[1]["p50_ms"] / lr[1]["p50_ms"]
+        rows.append(["drawing p50 at concurrency 1 / LitServe's", "<= 1.0x (aim 0.8x)",
+                     f"{ratio:.2f}x ({d[1]['p50_ms']:.1f} / {lr[1]['p50_ms']:.1f} ms)", verdict(ratio <= 1.0)])
+    if 32 in d and 32 in lr:
+        ratio = d[32]["rps"] / lr[32]["rps"]
+        rows.append(["predictions/s at concurrency 32 / LitServe's", ">= 1.0x (aim 1.5x)",
+                     f"{ratio:.2f}x ({f0(d[32]['rps'])} / {f0(lr[32]['rps'])})", verdict(ratio >= 1.0)])
+    if 1 in d:
+        ratio = d[1]["p99_ms"] / d[1]["p50_ms"]
+        rows.append(["drawing p99 / p50 at concurrency 1", "<= 2x", f"{ratio:.2f}x", verdict(ratio <= 2.0)])
+        calls = d[1].get("redis_calls_per_request")
+        if calls is not None:
+            rows.append(["Redis commands per drawing (concurrency 1)", "<= 8", f"{calls:.1f}", verdict(calls <= 8)])
+    bulk, pipe = R.get("bulk"), R.get("pipeline")
+    if bulk and pipe:
+        ratio = bulk["images_per_s"] / pipe["cores"]["images_per_s"]
+        rows.append(["bulk 10k ZIP / in-process pipeline", ">= 0.85x (aim 0.9x)", f"{ratio:.2f}x",
+                     verdict(ratio >= 0.85)])
+    return rows
+
+
 def render(R: dict, args) -> str:
     m = R["machine"]
     card = R["model"]
@@ -1041,6 +1069,9 @@ def render(R: dict, args) -> str:
     L += ["", "## Targets (issue 7)", ""]
     rows = targets(R)
     L += [md_table(["target", "wanted", "measured", ""], rows) if rows else "(sections not run)"]
+    rows = targets_16(R)
+    if rows:
+        L += ["", "## Targets (issue 16: ratios in this run)", "", md_table(["target", "wanted", "measured", ""], rows)]
 
     if "engine" in R:
         L += ["", "## 1. Engine: model only, inputs already normalised", "",
