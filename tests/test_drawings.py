@@ -158,7 +158,11 @@ def test_drawings_held_by_a_sigkilled_worker_are_answered_once_it_is_restarted(p
         stack.start("interactive")  # as scripts/stack.py restarts a worker that died
         wait_answers(traffic, 100)
     check_every_answer(traffic, right)
-    assert held >= 1 and "took over" in (stack.log_dir / "interactive.log").read_text()
+    assert held >= 1
+    deadline = time.time() + 10  # the log line may land just after the answers it led to
+    while "took over" not in (stack.log_dir / "interactive.log").read_text():
+        assert time.time() < deadline, "the restarted worker did not say it took the drawings over"
+        time.sleep(0.1)
     assert r.xpending(STREAM, GROUP)["pending"] == 0  # everything answered was acknowledged
 
 
