@@ -57,3 +57,25 @@ def test_made_up_authorization_headers_do_not_escape_the_limit(limited, fresh):
         assert r.status_code == 404, r.text
     _assert_limited(requests.get(limited + UNKNOWN_JOB, headers={"Authorization": f"Bearer {uuid.uuid4().hex}"},
                                  timeout=10))
+
+
+@pytest.fixture(scope="module")
+def limited_keys(stack, redis_url, tmp_path_factory) -> str:
+    """A web process with two client keys and RATE_LIMIT="5 per minute"; same Redis, same workers."""
+    web = Stack({"REDIS_URL": redis_url, "RATE_LIMIT": f"{LIMIT} per minute", "API_KEYS": "alice:rl-a-1,bob:rl-b-2"},
+                tmp_path_factory.mktemp("limited-keys-web"))
+    web.start("web")
+    web.wait_ready()
+    yield web.url
+    web.stop_all()
+
+
+def test_each_key_has_its_own_budget(limited_keys, fresh):
+    alice, bob = {"Authorization": "Bearer rl-a-1"}, {"Authorization": "Bearer rl-b-2"}
+    for _ in range(LIMIT):
+        assert requests.get(limited_keys + UNKNOWN_JOB, headers=alice, timeout=10).status_code == 404
+    _assert_limited(requests.get(limited_keys + UNKNOWN_JOB, headers=alice, timeout=10))
+    # the same address with another key is not limited by alice's calls
+    for _ in range(LIMIT):
+        assert requests.get(limited_keys + UNKNOWN_JOB, headers=bob, timeout=10).status_code == 404
+    _assert_limited(requests.get(limited_keys + UNKNOWN_JOB, headers=bob, timeout=10))
