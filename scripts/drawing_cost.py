@@ -15,17 +15,13 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import http.client
 import io
-import itertools
 import json
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psutil
 import redis
@@ -34,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from bench import http_load  # noqa: E402  (the bench's load generator: one keep-alive connection per thread)
 from stack import RedisServer, Stack  # noqa: E402
 
 
@@ -54,41 +51,6 @@ def drawing_bodies(n: int) -> tuple[list[bytes], list[int]]:
         canvas.save(buf, format="PNG")
         bodies.append(json.dumps({"image": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()}).encode())
     return bodies, [int(v) for v in y[:n]]
-
-
-def load(base: str, bodies: list[bytes], labels: list[int], n: int, concurrency: int) -> dict:
-    u = urlsplit(base)
-    counter, lock = itertools.count(), threading.Lock()
-    statuses: Counter = Counter()
-    wrong = [0]
-
-    def work():
-        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
-        while (i := next(counter)) < n:
-            try:
-                conn.request("POST", "/api/v1/predict?wait=30", bodies[i % len(bodies)],
-                             {"Content-Type": "application/json"})
-                resp = conn.getresponse()
-                raw = resp.read()
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
-                with lock:
-                    statuses["connection error"] += 1
-                continue
-            with lock:
-                statuses[resp.status] += 1
-                if resp.status == 200 and json.loads(raw)["digit"] != labels[i % len(labels)]:
-                    wrong[0] += 1
-        conn.close()
-
-    threads = [threading.Thread(target=work) for _ in range(concurrency)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return {"wall": time.perf_counter() - t0, "statuses": dict(statuses), "wrong": wrong[0]}
 
 
 def cpu(stack: Stack, server: RedisServer) -> dict[str, float]:
@@ -122,19 +84,21 @@ def main(argv: list[str] | None = None) -> int:
     client = redis.Redis.from_url(server.url)
     try:
         stack.start_all()
-        load(stack.url, bodies, labels, 100, 4)  # warm-up: every web process and thread, the worker's model
+        http_load(stack.url, "/api/v1/predict", bodies, 100, 4)  # warm-up: every web process and thread, the worker's model
         time.sleep(1.0)
         print(f"stack: {', '.join(stack.procs)}; logs in {stack.log_dir}")
         for c in (int(v) for v in args.concurrency.split(",")):
             cmd0, cpu0 = commands(client), cpu(stack, server)
-            run = load(stack.url, bodies, labels, args.n, c)
+            run = http_load(stack.url, "/api/v1/predict", bodies, args.n, c, labels)
+            answered = run["statuses"].get("200", 0)
+            wrong = round(answered * (1 - (run["accuracy"] or 0))) if answered else 0
             cmd1, cpu1 = commands(client), cpu(stack, server)
             used = cmd1 - cmd0
             used["info"] -= 1  # this script's own INFO commandstats
             used = +used
             per = {k: v / args.n for k, v in used.most_common()}
-            print(f"\nconcurrency {c}: {args.n} drawings in {run['wall']:.1f} s, statuses {run['statuses']}, "
-                  f"wrong digits {run['wrong']}")
+            print(f"\nconcurrency {c}: {args.n} drawings in {run['wall_s']:.1f} s, statuses {run['statuses']}, "
+                  f"wrong digits {wrong}")
             print(f"  Redis commands per drawing: {sum(used.values()) / args.n:.2f}  ("
                   + ", ".join(f"{k} {v:.2f}" for k, v in per.items()) + ")")
             print("  CPU ms per drawing: " + ", ".join(f"{name} {(cpu1[name] - cpu0[name]) * 1e3 / args.n:.2f}"
