@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import csv
 import io
 import math
@@ -111,16 +110,10 @@ def predict():
     if fresh:  # the lean path: the job record is written by the worker (or below, if `wait` runs out)
         now = time.time()
         drawing = Drawing(job_id, raw, name, now, now + s.settings.result_ttl_seconds, s.model_json, g.client or "")
-        try:
-            answer = drawings.predict(s.redis, s.store, s.answers, drawing, wait)
-        except Exception:
-            if key is not None:  # failed before its record existed: a retry under the key runs afresh
-                with contextlib.suppress(Exception):
-                    if s.store.status(job_id) is None:
-                        s.idempotency.release(g.client, "predict", key, job_id)
-            raise
-        if key is not None:  # the record exists now: a repeat finds it
-            s.idempotency.created(g.client, "predict", key)
+        def send():
+            return drawings.predict(s.redis, s.store, s.answers, drawing, wait)
+
+        answer = send() if key is None else s.idempotency.create_once(g.client, "predict", key, job_id, s.store, send)
     else:
         answer = drawings.wait_for_record(s.store, job_id, wait)
     if answer is None:
@@ -170,12 +163,8 @@ def create_job():
         fp = idempotency.fingerprint(*(p for name, fh in files for p in (name, fh)), repr(form))
         job_id, fresh = s.idempotency.claim(g.client, "jobs", key, fp, s.store)
         if fresh:
-            try:
-                create_bulk(s, files, job_id=job_id, **fields)
-            finally:
-                if s.store.status(job_id) is None:  # failed before the job existed: a retry runs afresh
-                    s.idempotency.release(g.client, "jobs", key, job_id)
-            s.idempotency.created(g.client, "jobs", key)
+            s.idempotency.create_once(g.client, "jobs", key, job_id, s.store,
+                                      lambda: create_bulk(s, files, job_id=job_id, **fields))
     job = s.store.get(job_id)
     resp = jsonify(_job_view(job))
     resp.status_code = 202

@@ -14,11 +14,13 @@ differ in their boundary, so the file names, contents and form fields are hashed
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import time
-from typing import IO
+from collections.abc import Callable
+from typing import IO, TypeVar
 
 import redis
 
@@ -27,6 +29,7 @@ from web.errors import ApiError
 
 HEADER = "Idempotency-Key"
 KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as Stripe's and the IETF draft's examples
+T = TypeVar("T")
 WAIT_FOR_ORIGINAL = 10.0  # seconds a duplicate waits for the first request's job to appear
 
 
@@ -102,6 +105,19 @@ class Idempotency:
                                f"a request with this `{HEADER}` is still being processed; retry shortly",
                                {"Retry-After": "2"})
             time.sleep(0.05)
+
+    def create_once(self, client: str | None, route: str, key: str, job_id: str, store: JobStore,
+                    create: Callable[[], T]) -> T:
+        """Run the first request's `create` (which makes job `job_id`). If it fails before the job
+        exists, the key is released so a retry runs afresh; once it exists, a repeat finds it."""
+        try:
+            result = create()
+        finally:
+            with contextlib.suppress(redis.RedisError):  # Redis down: the key simply expires
+                if store.status(job_id) is None:
+                    self.release(client, route, key, job_id)
+        self.created(client, route, key)
+        return result
 
     def created(self, client: str | None, route: str, key: str) -> None:
         """The first request's job exists: a later miss means it was deleted, not that it is coming."""
