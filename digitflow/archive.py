@@ -43,6 +43,8 @@ class Entry:
 
 def printable(name: str) -> str:
     """A file name as given, with control and unprintable characters escaped."""
+    if name.isprintable():
+        return name or "(unnamed)"
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in name) or "(unnamed)"
 
 

@@ -60,21 +60,28 @@ def pixels_input(value: Any) -> bytes:
         raise ApiError(exc.status, exc.code, exc.message) from None
 
 
-def _chunks(entries: Iterable[Entry], size: int) -> Iterator[list[Entry]]:
-    batch: list[Entry] = []
-    for entry in entries:
-        batch.append(entry)
-        if len(batch) == size:
+def chunk_plan(total: int, size: int) -> list[int]:
+    """Chunk sizes for a job of `total` images: chunks of `size`, then the last two to three chunks' worth in
+    quarter chunks. A job ends when its last chunk does; a full chunk alone at the end keeps one core busy while
+    the others idle (for 10,000 images at 512 a chunk, about a third of a second on 2 cores)."""
+    full = max(0, total // size - 2)
+    piece = max(1, size // 4)
+    rest = total - full * size
+    return [size] * full + [piece] * (rest // piece) + ([rest % piece] if rest % piece else [])
+
+
+def _chunks(entries: Iterable[Entry], sizes: list[int]) -> Iterator[list[Entry]]:
+    it = iter(entries)
+    for size in sizes:
+        batch = [e for _, e in zip(range(size), it, strict=False)]
+        if batch:
             yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
-def _store_chunks(svc: Services, job_id: str, entries: Iterable[Entry]) -> None:
-    """Store entries chunk by chunk and enqueue each chunk as soon as it is stored."""
+def _store_chunks(svc: Services, job_id: str, entries: Iterable[Entry], sizes: list[int]) -> None:
+    """Store entries chunk by chunk (sizes from chunk_plan) and enqueue each chunk as soon as it is stored."""
     index = 0
-    for chunk_no, batch in enumerate(_chunks(entries, svc.settings.chunk_size)):
+    for chunk_no, batch in enumerate(_chunks(entries, sizes)):
         names = [e.name for e in batch]
         inputs = {index + i: e.data for i, e in enumerate(batch) if e.data is not None}
         errors = {index + i: e.error for i, e in enumerate(batch) if e.error is not None}
@@ -104,10 +111,10 @@ def create_bulk(svc: Services, files: list[tuple[str, IO[bytes]]], **fields: str
                 zf, infos = open_archive(fh, lim)
             except ArchiveError as exc:
                 raise ApiError(exc.status, exc.code, exc.message) from None
-            chunks = (len(infos) + size - 1) // size
-            job_id = svc.store.create(total=len(infos), chunks=chunks, kind="bulk", model=svc.model, **fields)
+            sizes = chunk_plan(len(infos), size)
+            job_id = svc.store.create(total=len(infos), chunks=len(sizes), kind="bulk", model=svc.model, **fields)
             with zf:
-                _store_chunks(svc, job_id, read_entries(zf, infos, lim))
+                _store_chunks(svc, job_id, read_entries(zf, infos, lim), sizes)
             return job_id
     entries = []
     for name, fh in files:
@@ -116,7 +123,7 @@ def create_bulk(svc: Services, files: list[tuple[str, IO[bytes]]], **fields: str
             entries.append(Entry(printable(name), error={"code": "entry_too_large", "message": "file too large"}))
         else:
             entries.append(Entry(printable(name), data=data))
-    chunks = (len(entries) + size - 1) // size
-    job_id = svc.store.create(total=len(entries), chunks=chunks, kind="bulk", model=svc.model, **fields)
-    _store_chunks(svc, job_id, entries)
+    sizes = chunk_plan(len(entries), size)
+    job_id = svc.store.create(total=len(entries), chunks=len(sizes), kind="bulk", model=svc.model, **fields)
+    _store_chunks(svc, job_id, entries, sizes)
     return job_id
