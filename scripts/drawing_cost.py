@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench import http_load  # noqa: E402  (the bench's load generator: one keep-alive connection per thread)
+from benchkit.http import http_load  # noqa: E402  (the bench's load generator: one keep-alive connection per thread)
 from stack import RedisServer, Stack  # noqa: E402
 
 

@@ -52,9 +52,15 @@ sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 
 
-import bench  # noqa: E402  (shared helpers: Service, uploads, data)
+# the bench's shared helpers: Service, uploads, data, report formats
+from benchkit.common import drawing_body, load_mnist, machine, mb, md_table, pct, shifted_pngs, write_zip  # noqa: E402
+from benchkit.http import upload_file  # noqa: E402
+from benchkit.report import kept_notes  # noqa: E402
+from benchkit.service import Service  # noqa: E402
 
+from digitflow.contract import load_card  # noqa: E402
 from digitflow.imaging import to_png  # noqa: E402
+from digitflow.settings import get_settings  # noqa: E402
 
 FINAL = ("succeeded", "failed", "cancelled")
 
@@ -217,7 +223,7 @@ class Soak:
         self.stop = threading.Event()
         self.pollable: list[tuple[str, int, float]] = []  # (job id, total, created) kept for the pollers
         self.plock = threading.Lock()
-        self.bodies = [bench.drawing_body(d) for d in x[:300]]
+        self.bodies = [drawing_body(d) for d in x[:300]]
         self.pngs = [to_png(d) for d in x[:2000]]
         self.bad = bad_requests()
 
@@ -311,7 +317,7 @@ class Soak:
             started = time.time()
             t = time.perf_counter()
             try:
-                status, job = bench.upload_file(self.base, self.large_zip)
+                status, job = upload_file(self.base, self.large_zip)
             except Exception as exc:
                 status, job = None, {"error": str(exc)}
             self.stats.record("large zip: upload", status, time.perf_counter() - t, (202,), str(job)[:200])
@@ -376,7 +382,7 @@ class Soak:
 class MemorySampler(threading.Thread):
     """RSS of every process of the service (and Redis used_memory) every `interval` seconds."""
 
-    def __init__(self, svc: bench.Service, interval: float):
+    def __init__(self, svc: Service, interval: float):
         super().__init__(daemon=True)
         self.svc, self.interval = svc, interval
         self.rows: list[dict] = []
@@ -419,7 +425,6 @@ class MemorySampler(threading.Thread):
 def render(args, R: dict) -> str:
     s: Stats = R["stats"]
     m = R["machine"]
-    mb = bench.mb
     L = ["# Reliability", "",
          "## Soak", "",
          f"`scripts/soak.py --minutes {args.minutes:g}` on {R['date']}: mixed traffic against "
@@ -441,7 +446,7 @@ def render(args, R: dict) -> str:
     lost = sum(1 for j in jobs if j["status"] == "lost")
     wrong = sum(1 for j in jobs if j["status"] != "lost" and (j["status"] != "succeeded" or j["done"] != j["total"]))
     L += ["### Summary", "",
-          bench.md_table(["", ""], [
+          md_table(["", ""], [
               ["requests", f"{total:,} in {R['wall_s'] / 60:.1f} min ({total / R['wall_s']:,.0f}/s)"],
               ["server errors (5xx) and connection errors", f"**{errors}**"],
               ["unexpected statuses", f"**{unexpected}**"],
@@ -453,32 +458,32 @@ def render(args, R: dict) -> str:
     if s.examples:
         L += ["", "First errors:", ""] + [f"- `{e}`" for e in s.examples[:15]]
     L += ["", "### Requests by kind", "",
-          bench.md_table(["kind", "requests", "5xx / conn. errors", "unexpected", "429", "p50", "p90", "p99", "max"],
-                         [[k, f"{s.count[k]:,}", s.errors[k], s.unexpected[k], s.limited[k],
-                           f"{bench.pct(v, 50):.1f} ms", f"{bench.pct(v, 90):.1f} ms", f"{bench.pct(v, 99):.1f} ms",
-                           f"{max(v):.1f} ms"]
-                          for k, v in sorted(s.lat.items())])]
+          md_table(["kind", "requests", "5xx / conn. errors", "unexpected", "429", "p50", "p90", "p99", "max"],
+                   [[k, f"{s.count[k]:,}", s.errors[k], s.unexpected[k], s.limited[k],
+                     f"{pct(v, 50):.1f} ms", f"{pct(v, 90):.1f} ms", f"{pct(v, 99):.1f} ms",
+                     f"{max(v):.1f} ms"]
+                    for k, v in sorted(s.lat.items())])]
     by_kind = defaultdict(list)
     for j in jobs:
         by_kind[j["kind"]].append(j)
     L += ["", "### Jobs (upload start to finished, as the client saw it)", "",
-          bench.md_table(["kind", "jobs", "images", "succeeded", "lost", "p50", "p90", "max"],
-                         [[k, len(v), f"{sum(j['total'] for j in v):,}", sum(j['status'] == 'succeeded' for j in v),
-                           sum(j["status"] == "lost" for j in v),
-                           f"{bench.pct([j['seconds'] for j in v], 50):.2f} s",
-                           f"{bench.pct([j['seconds'] for j in v], 90):.2f} s",
-                           f"{max(j['seconds'] for j in v):.2f} s"] for k, v in sorted(by_kind.items())])]
+          md_table(["kind", "jobs", "images", "succeeded", "lost", "p50", "p90", "max"],
+                   [[k, len(v), f"{sum(j['total'] for j in v):,}", sum(j['status'] == 'succeeded' for j in v),
+                     sum(j["status"] == "lost" for j in v),
+                     f"{pct([j['seconds'] for j in v], 50):.2f} s",
+                     f"{pct([j['seconds'] for j in v], 90):.2f} s",
+                     f"{max(j['seconds'] for j in v):.2f} s"] for k, v in sorted(by_kind.items())])]
     L += ["", "### Checks", "",
-          bench.md_table(["check", "passed"], [[k, f"{ok:,} / {n:,}"] for k, (ok, n) in sorted(s.checks.items())])]
+          md_table(["check", "passed"], [[k, f"{ok:,} / {n:,}"] for k, (ok, n) in sorted(s.checks.items())])]
     rows = R["memory"]
     if rows:
         names = sorted({k for r in rows for k in r["rss"]})
         step = max(1, round(60 / args.sample))
         picked = rows[::step] + ([rows[-1]] if (len(rows) - 1) % step else [])
         L += ["", f"### Memory over time (RSS per process, sampled every {args.sample:g} s; one row a minute)", "",
-              bench.md_table(["t"] + names + ["Redis used_memory"],
-                             [[f"{r['t'] / 60:.1f} min"] + [mb(r["rss"].get(n)) for n in names] +
-                              [mb(r.get("redis_used"))] for r in picked])]
+              md_table(["t"] + names + ["Redis used_memory"],
+                       [[f"{r['t'] / 60:.1f} min"] + [mb(r["rss"].get(n)) for n in names] +
+                        [mb(r.get("redis_used"))] for r in picked])]
         warm = next((r for r in rows if r["t"] >= 60), rows[0])
         last = rows[-1]
         growth = []
@@ -489,7 +494,7 @@ def render(args, R: dict) -> str:
             growth.append([n, mb(vals[0]), mb(warm["rss"].get(n)), mb(max(vals)), mb(last["rss"].get(n)),
                            mb((last["rss"].get(n) or 0) - (warm["rss"].get(n) or 0))])
         L += ["", "Growth per process (first sample, after the first minute, peak, last, last minus after-1-min):", "",
-              bench.md_table(["process", "first", "at 1 min", "peak", "last", "growth after 1 min"], growth)]
+              md_table(["process", "first", "at 1 min", "peak", "last", "growth after 1 min"], growth)]
         cpu_rows = [r for r in rows if r["cpu"]]
         if cpu_rows:
             cnames = sorted({k for r in cpu_rows for k in r["cpu"]})
@@ -518,18 +523,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    settings = bench.get_settings()
-    R: dict = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": bench.machine(),
-               "model": bench.load_card(str(settings.model_dir))}
-    x, y = bench.load_mnist(10_000)
+    settings = get_settings()
+    R: dict = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+               "model": load_card(str(settings.model_dir))}
+    x, y = load_mnist(10_000)
     tmp = Path(tempfile.mkdtemp(prefix="digitflow-soak-"))
     large_labels = np.asarray([y[i % len(y)] for i in range(args.large_images)])
-    large_zip = bench.write_zip(tmp / "large.zip", bench.shifted_pngs(x, args.large_images))
+    large_zip = write_zip(tmp / "large.zip", shifted_pngs(x, args.large_images))
     R["large_images"] = args.large_images
     svc = None
     try:
         # the stack as scripts/run.sh runs it (default rate limit on), with a short result TTL
-        svc = bench.Service(args.url, args.redis_url, tmp, env={"RESULT_TTL_SECONDS": str(args.ttl)})
+        svc = Service(args.url, args.redis_url, tmp, env={"RESULT_TTL_SECONDS": str(args.ttl)})
         log(f"service at {svc.url}; soaking for {args.minutes:g} min")
         soak = Soak(args, svc.url, x, y, large_zip, large_labels)
         sampler = MemorySampler(svc, args.sample)
@@ -568,14 +573,14 @@ def main(argv: list[str] | None = None) -> int:
     report = render(args, R)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    report += bench.kept_notes(out)  # the hand-written notes between the markers survive a re-run
+    report += kept_notes(out)  # the hand-written notes between the markers survive a re-run
     out.write_text(report)
     if args.json:
         s = R["stats"]
         Path(args.json).write_text(json.dumps({
             "count": s.count, "errors": s.errors, "unexpected": s.unexpected, "limited": s.limited,
             "examples": s.examples, "checks": s.checks, "jobs": s.jobs, "memory": R["memory"],
-            "latency_ms": {k: {"p50": bench.pct(v, 50), "p99": bench.pct(v, 99)} for k, v in s.lat.items()},
+            "latency_ms": {k: {"p50": pct(v, 50), "p99": pct(v, 99)} for k, v in s.lat.items()},
         }, indent=2, default=str))
     print(report)
     log(f"wrote {out}; logs in {tmp}")
