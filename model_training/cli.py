@@ -106,6 +106,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         cfg.teachers, cfg.distill_weight = [args.start], args.distill
     data = _mnist(args)
     train(data, cfg, run_dir)
+    if not args.no_wise_ft:
+        from model_training import wiseft
+
+        wiseft.apply(run_dir, args.start, data, cfg, args.mnist_tolerance)
     print(f"run folder: {run_dir}")
     return 0
 
@@ -237,6 +241,10 @@ def parser() -> argparse.ArgumentParser:
     # elastic distortion and slant on the replayed MNIST (and the labelled images) keep MNIST better than
     # the plain default: docs/finetune.md, runs G1/G2
     _augmentation_args(f, elastic_alpha=34.0, shear=10.0)
+    f.add_argument("--mnist-tolerance", type=float, default=0.1, metavar="PP",
+                   help="WiSE-FT: average with the start at the share of fine-tuned weights that is best on the "
+                        "held-out labelled share while MNIST validation stays within PP points of the start's")
+    f.add_argument("--no-wise-ft", action="store_true", help="keep the fine-tuned checkpoint as it is")
     f.add_argument("--seed", type=int, default=1)
     f.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: all cores)")
     f.add_argument("--limit", type=int, default=None, help="replay at most N MNIST images (smoke runs)")

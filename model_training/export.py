@@ -255,6 +255,7 @@ def _card(model, model_dir: Path, run: dict, metrics: dict, diff: float, others:
         **({"labelled_sets": run["labelled"]} if run.get("labelled") else {}),  # fine-tuned on (SHA-256, counts)
         **({"swa": run["swa"]} if run.get("swa") else {}),  # start_config: how the start was trained
         **({"soup": run["soup"]} if run.get("soup") else {}),  # the runs averaged, with their weights
+        **({"wise_ft": run["wise_ft"]} if run.get("wise_ft") else {}),  # fine-tuned weights averaged with the start's
         "data_sha256": run["data_sha256"],
         "files": files,
         "onnx_keras_max_abs_diff": diff,

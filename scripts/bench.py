@@ -51,7 +51,7 @@ from benchkit.engine import engine_section
 from benchkit.frontend import frontend_section
 from benchkit.http import metrics_check, scrape_metrics
 from benchkit.peers import peers_section
-from benchkit.pipeline import pipeline_section
+from benchkit.pipeline import Pipeline, pipeline_section
 from benchkit.profiles import profile_section, py_spy_exe
 from benchkit.report import kept_notes, render
 from benchkit.resources import resources
@@ -128,7 +128,12 @@ def main(argv: list[str] | None = None) -> int:
             metrics_before = scrape_metrics(svc.url)
             R["web_processes"] = int(os.environ.get("WEB_PROCESSES") or len(os.sched_getaffinity(0)))
         if "bulk" in sections:
-            R["bulk"] = bulk_section(svc, warm_zip, zip_path, y, repeats, R.get("pipeline"))
+            paired = Pipeline(model_dir, pngs, y, cores) if "pipeline" in sections else None
+            try:
+                R["bulk"] = bulk_section(svc, zip_path, y, repeats, R.get("pipeline"), paired)
+            finally:
+                if paired is not None:
+                    paired.close()
         if "drawings" in sections:
             R["drawings"] = drawings_section(svc, bodies, body_labels, n_requests, concurrencies)
         if "peers" in sections:

@@ -278,6 +278,14 @@ def test_finetune_trains_on_a_labelled_set_split_by_writer_and_the_card_names_pa
     assert "held_out_accuracy" in history[0] and "mnist_val_accuracy" in history[0]
     # replayed MNIST (two per labelled image) + the labelled training share; validation adds the held-out writer
     assert "on 1080 images, validating on 341" in (run / "train.log").read_text()
+    # WiSE-FT: the kept weights are the best held-out share among those within the MNIST tolerance of the start
+    wise = summary["wise_ft"]
+    assert [r["share"] for r in wise["shares"]] == [1.0, 0.9, 0.8, 0.7, 0.6, 0.5] and (run / "tuned.keras").is_file()
+    ok = [r for r in wise["shares"] if r["mnist_val"] >= wise["start_mnist_val"] - wise["tolerance_pp"] / 100 - 1e-9]
+    chosen = next(r for r in wise["shares"] if r["share"] == wise["share"])
+    assert wise["within_tolerance"] == bool(ok)
+    assert chosen == (max(ok, key=lambda r: (r["held_out"], r["share"])) if ok else
+                      max(wise["shares"], key=lambda r: (r["mnist_val"], r["share"])))
 
     real = tmp_path / "real"
     real.mkdir()
@@ -292,6 +300,7 @@ def test_finetune_trains_on_a_labelled_set_split_by_writer_and_the_card_names_pa
     assert (models / "versions" / card["version"] / "report" / "README.md").is_file()
     assert card["parent"] == summary["init_from"] and card["labelled_sets"][0]["sha256"] == sha256_file(labelled)
     assert card["real_sets"]["corrections"]["trained_on"] is True
+    assert card["wise_ft"]["share"] == wise["share"]
     assert card["calibration"]["fitted_on"] == "mnist_validation"  # never calibrated on what it learnt from
 
     # a soup of the fine-tuned run with its start recomputes batch norm on what the fine-tuning mixed:
@@ -332,3 +341,14 @@ def test_a_soup_averages_runs_from_one_start_and_exports(tmp_path, mnist_test):
     write = write_mnist_dir(tmp_path / "mnist", x, y, train=None)
     card = export_run(tmp_path / "soup", tmp_path / "models", str(write), flat=True)
     assert card["soup"]["of"] == summary["soup"]["of"]
+
+
+def test_wise_ft_keeps_the_best_held_out_share_within_the_mnist_floor():
+    from model_training.wiseft import choose
+
+    rows = [{"share": 1.0, "mnist_val": 0.990, "held_out": 0.97}, {"share": 0.8, "mnist_val": 0.995, "held_out": 0.96},
+            {"share": 0.6, "mnist_val": 0.996, "held_out": 0.95}, {"share": 0.5, "mnist_val": 0.997, "held_out": 0.95}]
+    assert choose(rows, floor=0.995)["share"] == 0.8  # the fully fine-tuned one loses too much MNIST
+    assert choose(rows, floor=0.98)["share"] == 1.0
+    assert choose(rows, floor=0.996)["share"] == 0.6  # ties on held-out: more of the fine-tuned weights
+    assert choose(rows, floor=0.999)["share"] == 0.5  # none within: the one that keeps MNIST best

@@ -37,20 +37,39 @@ def _pipe_chunk(span: tuple[int, int]) -> list[tuple[int, int]]:
     return [(i, r.get("digit", -1)) for i, r in results.items()]
 
 
+class Pipeline:
+    """A pool of `processes` spawned processes, each with the model loaded (one ONNX thread), that runs the
+    10k images as a job would be cut (web.ingest.chunk_plan), one chunk per task; `run()` times one pass."""
+
+    def __init__(self, model_dir: str, pngs: list[bytes], labels: np.ndarray, processes: int):
+        from web.ingest import chunk_plan
+
+        self.pngs, self.labels, self.processes = pngs, labels, processes
+        bounds = np.cumsum([0, *chunk_plan(len(pngs), get_settings().chunk_size)])
+        self.spans = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        self.pool = SPAWN.Pool(processes, initializer=_pipe_init, initargs=(model_dir, pngs))
+        self.pool.map(_pipe_ready, range(processes * 2), chunksize=1)
+
+    def run(self) -> tuple[float, float]:
+        """(images/s, accuracy) of one pass."""
+        t = time.perf_counter()
+        pred = dict(r for part in self.pool.map(_pipe_chunk, self.spans, chunksize=1) for r in part)
+        rate = len(self.pngs) / (time.perf_counter() - t)
+        return rate, float(np.mean([pred[i] == self.labels[i] for i in range(len(self.pngs))]))
+
+    def close(self) -> None:
+        self.pool.terminate()
+        self.pool.join()
+
+
 def pipeline_rate(model_dir: str, pngs: list[bytes], labels: np.ndarray, processes: int, repeats: int) -> dict:
-    chunk = get_settings().chunk_size
-    spans = [(i, min(i + chunk, len(pngs))) for i in range(0, len(pngs), chunk)]
-    with SPAWN.Pool(processes, initializer=_pipe_init, initargs=(model_dir, pngs)) as pool:
-        pool.map(_pipe_ready, range(processes * 2), chunksize=1)
-        rates, acc = [], None
-        for _ in range(repeats):
-            t = time.perf_counter()
-            out = [r for part in pool.map(_pipe_chunk, spans, chunksize=1) for r in part]
-            rates.append(len(pngs) / (time.perf_counter() - t))
-            pred = dict(out)
-            acc = float(np.mean([pred[i] == labels[i] for i in range(len(pngs))]))
-    return {"processes": processes, "images": len(pngs), "images_per_s": statistics.median(rates),
-            "runs": rates, "accuracy": acc}
+    pipe = Pipeline(model_dir, pngs, labels, processes)
+    try:
+        runs = [pipe.run() for _ in range(repeats)]
+    finally:
+        pipe.close()
+    return {"processes": processes, "images": len(pngs), "images_per_s": statistics.median(r for r, _ in runs),
+            "runs": [r for r, _ in runs], "accuracy": runs[-1][1]}
 
 
 def pipeline_section(model_dir: str, pngs: list[bytes], labels: np.ndarray, cores: int, repeats: int,

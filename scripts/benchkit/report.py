@@ -26,7 +26,7 @@ def targets(R: dict) -> list[list]:
     rows = []
     bulk, pipe = R.get("bulk"), R.get("pipeline")
     if bulk and pipe:
-        ratio = bulk["images_per_s"] / pipe["cores"]["images_per_s"]
+        ratio = bulk_ratio(R)
         rows.append(["bulk / in-process pipeline", f">= {T['bulk_ratio_min']} (aim {T['bulk_ratio_aim']})",
                      f"{ratio:.2f}x", verdict(ratio >= T["bulk_ratio_min"])])
     if bulk:
@@ -78,6 +78,17 @@ def targets(R: dict) -> list[list]:
     return rows
 
 
+def bulk_ratio(R: dict) -> float | None:
+    """Bulk end to end / the in-process pipeline: the median of the ratios of each bulk run to the pipeline pass
+    right after it where the run paired them, else the two sections' medians."""
+    bulk, pipe = R.get("bulk"), R.get("pipeline")
+    if not bulk or not pipe:
+        return None
+    if bulk.get("paired"):
+        return bulk["paired"]["ratio"]
+    return bulk["images_per_s"] / pipe["cores"]["images_per_s"]
+
+
 def targets_16(R: dict) -> list[list]:
     """Issue 16's targets: the drawing path against LitServe in the same run, bulk against the pipeline."""
     rows = []
@@ -100,9 +111,14 @@ def targets_16(R: dict) -> list[list]:
             rows.append(["Redis commands per drawing (concurrency 1)", "<= 8", f"{calls:.1f}", verdict(calls <= 8)])
     bulk, pipe = R.get("bulk"), R.get("pipeline")
     if bulk and pipe:
-        ratio = bulk["images_per_s"] / pipe["cores"]["images_per_s"]
+        ratio = bulk_ratio(R)
         rows.append(["bulk 10k ZIP / in-process pipeline", ">= 0.85x (aim 0.9x)", f"{ratio:.2f}x",
                      verdict(ratio >= 0.85)])
+    if bulk and bulk.get("first"):
+        ratio = bulk["first"]["images_per_s"] / bulk["images_per_s"]
+        rows.append(["bulk: first job after a start / later ones", ">= 0.9x (within 10%)",
+                     f"{ratio:.2f}x ({f0(bulk['first']['images_per_s'])} / {f0(bulk['images_per_s'])} images/s)",
+                     verdict(ratio >= 0.9)])
     return rows
 
 
@@ -165,8 +181,9 @@ def render(R: dict, args) -> str:
     if "pipeline" in R:
         p = R["pipeline"]
         L += ["", "## 2. In-process pipeline (the ceiling)", "",
-              f"`worker.pipeline.run_batch` (decode + normalise + model, chunks of {get_settings().chunk_size}, "
-              f"model batches of {get_settings().batch_size}) on the same {p['cores']['images']:,} MNIST test PNGs, "
+              f"`worker.pipeline.run_batch` (decode + normalise + model, cut into chunks as a job is: "
+              f"{get_settings().chunk_size}, the last two chunks' worth in quarters; model batches of "
+              f"{get_settings().batch_size}) on the same {p['cores']['images']:,} MNIST test PNGs, "
               "one process per core (multiprocessing, one ONNX thread each), no HTTP, Redis or Celery. "
               "Median of the runs.", ""]
         rows = [[f"{v['processes']}", f0(v["images_per_s"]), ", ".join(f0(r) for r in v["runs"]),
@@ -175,11 +192,18 @@ def render(R: dict, args) -> str:
 
     if "bulk" in R:
         b = R["bulk"]
-        ratio = b["images_per_s"] / R["pipeline"]["cores"]["images_per_s"] if "pipeline" in R else None
+        ratio = bulk_ratio(R)
         L += ["", "## 3. Bulk end to end", "",
               f"A ZIP of {b['images']:,} MNIST test PNGs ({R['zip_bytes'] / 2**20:.1f} MB) streamed to "
-              "`POST /api/v1/jobs` and polled (`GET /api/v1/jobs/{id}` every 50 ms) until it finished; time from the "
-              "first byte of the upload to the job's `finished_at`. Median of the runs.", ""]
+              "`POST /api/v1/jobs` and polled (`GET /api/v1/jobs/{id}` every 250 ms, as `digitflow submit` does) until it finished; time from the "
+              "first byte of the upload to the job's `finished_at`. Median of the runs that follow the first job after "
+              "the service started (no warm-up job: the workers load their models as they start)"
+              + (f"; that first job: {f0(b['first']['images_per_s'])} images/s, {b['first']['wall_s']:.2f} s"
+                 if b.get("first") else "") + "." + (
+                  " The ratio is the median over the runs of each run's rate over that of a pass of the in-process "
+                  "pipeline right after it (pipeline passes: " + ", ".join(f0(p) for p in b["paired"]["pipeline_runs"])
+                  + " images/s; ratios " + ", ".join(f"{x:.2f}" for x in b["paired"]["ratios"]) + ")."
+                  if b.get("paired") else ""), ""]
         L += [md_table(["images/s", "runs", "ratio to in-process pipeline", "upload (until 202)", "total",
                         "accuracy of returned results", "missing"],
                        [[f0(b["images_per_s"]), ", ".join(f0(r) for r in b["runs"]),
