@@ -241,7 +241,7 @@ def parser() -> argparse.ArgumentParser:
     # elastic distortion and slant on the replayed MNIST (and the labelled images) keep MNIST better than
     # the plain default: docs/finetune.md, runs G1/G2
     _augmentation_args(f, elastic_alpha=34.0, shear=10.0)
-    f.add_argument("--mnist-tolerance", type=float, default=0.1, metavar="PP",
+    f.add_argument("--mnist-tolerance", type=float, default=0.05, metavar="PP",
                    help="WiSE-FT: average with the start at the share of fine-tuned weights that is best on the "
                         "held-out labelled share while MNIST validation stays within PP points of the start's")
     f.add_argument("--no-wise-ft", action="store_true", help="keep the fine-tuned checkpoint as it is")

@@ -27,6 +27,7 @@ from model_training.train import TrainConfig, serving_digits
 log = logging.getLogger("model_training")
 SHARES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # of the fine-tuned weights; the rest is the start's
 TUNED = "tuned.keras"
+BN_SAMPLE = 5000  # images of the fine-tuning's mix whose activations give each mix's batch-norm statistics
 
 
 def _val_sets(data: Mnist, cfg: TrainConfig) -> tuple[tuple[np.ndarray, np.ndarray], finetune.LabelledData]:
@@ -70,6 +71,7 @@ def apply(run_dir: Path, start: str | Path, data: Mnist, cfg: TrainConfig, toler
     sets = {"mnist_val": (x_mnist, y_mnist), "held_out": (to_model_input(lab.x_held), lab.y_held)}
     mix = _bn_images(data, cfg)[: max(1, round(cfg.replay * len(lab.y_train)))]
     bn = np.concatenate([mix, to_model_input(lab.x_train)])  # what the fine-tuning mixed, as soup.bn_images
+    bn = bn[np.random.default_rng(cfg.seed).permutation(len(bn))[:BN_SAMPLE]]  # plenty for per-channel statistics
     start_acc = _scores(start_model, {"mnist_val": sets["mnist_val"]})["mnist_val"][0] / len(y_mnist)
     floor = start_acc - tolerance_pp / 100
 
