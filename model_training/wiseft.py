@@ -48,12 +48,16 @@ def _scores(model: keras.Model, sets: dict[str, tuple[np.ndarray, np.ndarray]]) 
     return out
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
 def choose(rows: list[dict], floor: float) -> dict:
-    """The best held-out share among those within the MNIST floor (ties: more fine-tuned weights); if none is
-    within it, the share that keeps MNIST best."""
+    """The best held-out share among those within the MNIST floor (ties, or no held-out images: more fine-tuned
+    weights); if none is within it, the share that keeps MNIST best."""
     feasible = [r for r in rows if r["mnist_val"] >= floor - 1e-12]
-    if feasible:
-        return max(feasible, key=lambda r: (r["held_out"], r["share"]))
+    if feasible:  # without held-out images (a small set): the most fine-tuned share MNIST allows
+        return max(feasible, key=lambda r: (r["held_out"] if r["held_out"] is not None else 0.0, r["share"]))
     return max(rows, key=lambda r: (r["mnist_val"], r["share"]))
 
 
@@ -66,9 +70,11 @@ def apply(run_dir: Path, start: str | Path, data: Mnist, cfg: TrainConfig, toler
     tuned = model.get_weights()
     start_model, _ = distill.load_teacher(start)
     (x_mnist, y_mnist), lab = _val_sets(data, cfg)
-    if not len(lab.y_held):
-        raise ValueError("no held-out labelled images to choose the share on (--holdout 0?)")
-    sets = {"mnist_val": (x_mnist, y_mnist), "held_out": (to_model_input(lab.x_held), lab.y_held)}
+    sets = {"mnist_val": (x_mnist, y_mnist)}
+    if len(lab.y_held):
+        sets["held_out"] = (to_model_input(lab.x_held), lab.y_held)
+    else:
+        log.warning("WiSE-FT: no held-out labelled images (a small set): the share is chosen on MNIST alone")
     mix = _bn_images(data, cfg)[: max(1, round(cfg.replay * len(lab.y_train)))]
     bn = np.concatenate([mix, to_model_input(lab.x_train)])  # what the fine-tuning mixed, as soup.bn_images
     bn = bn[np.random.default_rng(cfg.seed).permutation(len(bn))[:BN_SAMPLE]]  # plenty for per-channel statistics
@@ -86,20 +92,21 @@ def apply(run_dir: Path, start: str | Path, data: Mnist, cfg: TrainConfig, toler
     for share in SHARES:
         sc = _scores(mixed(share), sets)
         rows.append({"share": share, "mnist_val": sc["mnist_val"][0] / len(y_mnist),
-                     "held_out": sc["held_out"][0] / len(lab.y_held),
+                     "held_out": sc["held_out"][0] / len(lab.y_held) if "held_out" in sc else None,
                      "right": sum(r for r, _ in sc.values()), "loss": sum(ls for _, ls in sc.values())})
-        log.info("WiSE-FT %.1f of the fine-tuned weights: MNIST validation %.4f, held-out labelled %.4f",
-                 share, rows[-1]["mnist_val"], rows[-1]["held_out"])
+        log.info("WiSE-FT %.1f of the fine-tuned weights: MNIST validation %.4f, held-out labelled %s",
+                 share, rows[-1]["mnist_val"], _pct(rows[-1]["held_out"]))
     chosen = choose(rows, floor)
     mixed(chosen["share"]).save(run_dir / "best.keras")
-    n = len(y_mnist) + len(lab.y_held)
+    n = len(y_mnist) + len(lab.y_held)  # the pooled validation of train.datasets
     record = {"tolerance_pp": tolerance_pp, "start_mnist_val": round(start_acc, 6), "share": chosen["share"],
               "within_tolerance": chosen["mnist_val"] >= floor - 1e-12,
-              "shares": [{k: round(r[k], 6) for k in ("share", "mnist_val", "held_out")} for r in rows]}
+              "shares": [{k: None if r[k] is None else round(r[k], 6) for k in ("share", "mnist_val", "held_out")}
+                         for r in rows]}
     summary_file = run_dir / "summary.json"
     summary = json.loads(summary_file.read_text())
     summary.update(wise_ft=record, validation_accuracy=chosen["right"] / n, validation_loss=chosen["loss"] / n)
     summary_file.write_text(json.dumps(summary, indent=2))
     log.info("WiSE-FT: kept %.1f of the fine-tuned weights (MNIST validation %.4f, start %.4f, tolerance %.2f pp; "
-             "held-out labelled %.4f)", chosen["share"], chosen["mnist_val"], start_acc, tolerance_pp, chosen["held_out"])
+             "held-out labelled %s)", chosen["share"], chosen["mnist_val"], start_acc, tolerance_pp, _pct(chosen["held_out"]))
     return record

@@ -352,3 +352,5 @@ def test_wise_ft_keeps_the_best_held_out_share_within_the_mnist_floor():
     assert choose(rows, floor=0.98)["share"] == 1.0
     assert choose(rows, floor=0.996)["share"] == 0.6  # ties on held-out: more of the fine-tuned weights
     assert choose(rows, floor=0.999)["share"] == 0.5  # none within: the one that keeps MNIST best
+    no_held_out = [{**r, "held_out": None} for r in rows]  # a set too small to hold any images out
+    assert choose(no_held_out, floor=0.995)["share"] == 0.8  # the most fine-tuned share MNIST allows
