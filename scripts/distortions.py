@@ -292,20 +292,18 @@ def coloured_ink(x, rng):
 
 
 def phone_photo(x, rng, size: tuple[int, int] = (1200, 1600)):
-    """A phone photo of a written digit: large frame, vignetting, colour cast, sensor noise (drawn in 2x2 blocks,
-    a quarter of the random numbers), focus blur, JPEG."""
+    """A phone photo of a written digit: large frame, vignetting, colour cast, focus blur, noise, JPEG."""
     h, w = size
     s = rng.uniform(0.15, 0.35) * h / 20  # the digit's 20 px box becomes 15-35% of the frame's height
     ink = _ink(x, s)
     ih, iw = ink.shape
     cover = _place(ink, (h, w), int(rng.integers(0, h - ih)), int(rng.integers(0, w - iw)))
-    yy = ((np.arange(h, dtype=np.float32) - h / 2) / h) ** 2
+    yy = ((np.arange(h, dtype=np.float32) - h / 2) / h) ** 2  # by broadcasting: the same values as a full grid
     xx = ((np.arange(w, dtype=np.float32) - w / 2) / w) ** 2
     vignette = 1 - rng.uniform(0.2, 0.45) * (yy[:, None] + xx[None, :]) * 2
     cast = np.array([1.0, rng.uniform(0.92, 1.0), rng.uniform(0.8, 0.95)], np.float32)
-    grey = _on_paper(cover, paper=rng.uniform(200, 240), ink=rng.uniform(30, 70)) * vignette
-    noise = rng.standard_normal(((h + 1) // 2, (w + 1) // 2, 3), dtype=np.float32).repeat(2, 0).repeat(2, 1)[:h, :w]
-    img = Image.fromarray(np.clip(grey[..., None] * cast + noise * 4, 0, 255).astype(np.uint8), "RGB")
+    rgb = (_on_paper(cover, paper=rng.uniform(200, 240), ink=rng.uniform(30, 70)) * vignette)[..., None] * cast
+    img = Image.fromarray(np.clip(rgb + rng.normal(0, 4, rgb.shape), 0, 255).astype(np.uint8), "RGB")
     img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.5)))
     return _encode(img, "JPEG", quality=int(rng.integers(60, 90)))
 
