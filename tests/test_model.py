@@ -62,3 +62,26 @@ def test_keras_reference_backend_serves_the_same_digits(mnist_test):
     onnx, keras_backend = Engine(MODELS, "onnx", 1), Engine(MODELS, "keras", 1)
     assert np.array_equal(onnx.predict(inputs).argmax(1), keras_backend.predict(inputs).argmax(1))
     assert onnx.model == keras_backend.model
+
+
+def test_the_warm_up_batch_runs_the_whole_pipeline_and_never_stops_a_worker(caplog):
+    """Pool processes run one batch as they start (worker/tasks.py): with the shipped model it goes through
+    decode, front end and model without a warning; with a model that fails it is logged, not raised."""
+    import logging
+
+    from digitflow.settings import get_settings
+    from worker.engine import Engine
+    from worker.pipeline import warm_up
+
+    s = get_settings()
+    with caplog.at_level(logging.WARNING, logger="worker.pipeline"):
+        warm_up(Engine(ROOT / "models", "onnx", 1), s.max_image_pixels, s.batch_size)
+    assert not caplog.records
+
+    class Broken:
+        def predict(self, x):
+            raise RuntimeError("no session")
+
+    with caplog.at_level(logging.WARNING, logger="worker.pipeline"):
+        warm_up(Broken(), s.max_image_pixels, s.batch_size)
+    assert "warm-up batch failed" in caplog.text

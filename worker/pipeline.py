@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 from digitflow.frontend import to_digit
 from digitflow.imaging import ImageError, decode, preview
@@ -14,6 +17,7 @@ from digitflow.jobstore import DIGIT_MAGIC
 from worker import metrics
 from worker.engine import Engine
 
+log = logging.getLogger(__name__)
 POISON = {"error": {"code": "processing_failed", "message": "the image could not be processed after repeated tries"}}
 
 
@@ -69,6 +73,21 @@ def run_batch(engine: Engine, inputs: dict[int, bytes], max_pixels: int, batch_s
             out.results[i] = record(p, engine.model["version"])
     out.digits = {i: d.tobytes() for i, d in digits.items()}
     return out
+
+
+def warm_up(engine: Engine, max_pixels: int, batch_size: int) -> None:
+    """One full model batch of a drawn PNG through decode, front end, preview and model, so that a worker's
+    first job does not pay the first-use costs (decoder plugins, the front end's first calls, ONNX Runtime's
+    buffers for a full batch). Nothing is recorded: no metrics, no results."""
+    img = Image.new("L", (28, 28), 0)
+    ImageDraw.Draw(img).line((14, 5, 14, 23), fill=255, width=3)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    try:
+        digit, _ = prepare_with_preview(buf.getvalue(), max_pixels)
+        engine.predict(np.repeat(digit[None, ..., None].astype(np.float32) / 255.0, batch_size, axis=0))
+    except Exception as exc:  # a warm-up only saves time: it must never stop a worker from starting
+        log.warning("warm-up batch failed (the first job will be slower): %s", exc)
 
 
 def record(probs: np.ndarray, version: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from digitflow.jobstore import CANCELLED, JobStore
 from digitflow.settings import get_settings
 from worker import heartbeat
 from worker.engine import Engine
-from worker.pipeline import POISON, run_batch
+from worker.pipeline import POISON, run_batch, warm_up
 from worker.serving import ServingModel, for_this_process
 from worker.webhooks import enqueue as enqueue_webhook
 
@@ -81,9 +81,9 @@ def process_chunk(self, job_id: str, chunk: int) -> int:
 
 @worker_process_init.connect
 def _load_in_pool_process(**_kwargs) -> None:
-    """Prefork pool processes load the model as they start (well within Celery's 4 s for this signal):
-    the first job runs as fast as later ones; /readyz counts the worker once they have."""
-    serving().engine()
+    """Prefork pool processes load the model and run one warm-up batch as they start (well within Celery's 4 s
+    for this signal): the first job runs as fast as later ones; /readyz counts the worker once they have."""
+    warm_up(serving().engine(), settings.max_image_pixels, settings.batch_size)
     heartbeat.mark_loaded()
 
 
@@ -92,5 +92,5 @@ def _load_in_solo_worker(sender=None, **_kwargs) -> None:
     """A solo worker runs tasks in its main process: load the model there, now."""
     pool = getattr(sender, "pool", None)
     if pool is not None and type(pool).__module__.endswith(".solo"):
-        serving().engine()
+        warm_up(serving().engine(), settings.max_image_pixels, settings.batch_size)
         heartbeat.mark_loaded()
