@@ -93,8 +93,13 @@ def bn_images(data: Mnist, cfg: TrainConfig, configs: list[dict]) -> np.ndarray:
     if tuned is None:
         return images
     lab = finetune.load_labelled(tuned["labelled"], tuned["holdout"], tuned["split_seed"], tuned.get("writer_pattern"))
-    n_mnist = min(len(images), max(1, round(tuned.get("replay", 1.0) * len(lab.y_train))))
-    return np.concatenate([images[:n_mnist], to_model_input(lab.x_train)])
+    return mixed_images(images, lab, tuned.get("replay", 1.0))
+
+
+def mixed_images(mnist: np.ndarray, lab: finetune.LabelledData, replay: float) -> np.ndarray:
+    """MNIST images and the labelled training share in the proportion the fine-tuning replayed them."""
+    n_mnist = min(len(mnist), max(1, round(replay * len(lab.y_train))))
+    return np.concatenate([mnist[:n_mnist], to_model_input(lab.x_train)])
 
 
 def _info(folder: Path) -> dict:

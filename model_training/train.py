@@ -146,15 +146,21 @@ def optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(cfg.learning_rate, **ema)
 
 
+def split_indices(y: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The training and validation indices of MNIST's training split (cut to `train_limit` in smoke runs)."""
+    val_size = min(cfg.val_size, len(y) // 10)  # small data sets (tests) keep 90% for training
+    train_idx, val_idx = stratified_split(y, val_size, cfg.split_seed)
+    if cfg.train_limit:
+        train_idx = train_idx[: cfg.train_limit]
+        val_idx = val_idx[: max(cfg.train_limit // 10, 100)]
+    return train_idx, val_idx
+
+
 def datasets(data: Mnist, cfg: TrainConfig):
     """The augmented training batches and the plain validation split (one-hot targets), both as the
     front end gives them. With labelled sets (fine-tuning), their training share joins a replayed
     sample of MNIST and their held-out share joins MNIST validation; `train.held_out` keeps it apart."""
-    val_size = min(cfg.val_size, len(data.y_train) // 10)  # small data sets (tests) keep 90% for training
-    train_idx, val_idx = stratified_split(data.y_train, val_size, cfg.split_seed)
-    if cfg.train_limit:
-        train_idx = train_idx[: cfg.train_limit]
-        val_idx = val_idx[: max(cfg.train_limit // 10, 100)]
+    train_idx, val_idx = split_indices(data.y_train, cfg)
     lab = finetune.load_labelled(cfg.labelled, cfg.holdout, cfg.split_seed, cfg.writer_pattern) if cfg.labelled else None
     if lab is not None:
         train_idx = finetune.replay_sample(train_idx, len(lab.y_train), cfg.replay, cfg.seed)

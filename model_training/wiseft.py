@@ -20,9 +20,10 @@ import keras
 import numpy as np
 
 from model_training import distill, finetune
-from model_training.data import Mnist, stratified_split, to_model_input
+from model_training.data import Mnist, to_model_input
+from model_training.soup import mixed_images
 from model_training.swa import _bn_images, recompute_batch_norm
-from model_training.train import TrainConfig, serving_digits
+from model_training.train import TrainConfig, serving_digits, split_indices
 
 log = logging.getLogger("model_training")
 SHARES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # of the fine-tuned weights; the rest is the start's
@@ -32,11 +33,24 @@ BN_SAMPLE = 5000  # images of the fine-tuning's mix whose activations give each 
 
 def _val_sets(data: Mnist, cfg: TrainConfig) -> tuple[tuple[np.ndarray, np.ndarray], finetune.LabelledData]:
     """MNIST validation as train.datasets builds it, and the labelled sets split as the fine-tuning split them."""
-    _, val_idx = stratified_split(data.y_train, min(cfg.val_size, len(data.y_train) // 10), cfg.split_seed)
-    if cfg.train_limit:
-        val_idx = val_idx[: max(cfg.train_limit // 10, 100)]
+    _, val_idx = split_indices(data.y_train, cfg)
     mnist = (to_model_input(serving_digits(data.x_train[val_idx])), data.y_train[val_idx].astype(np.int64))
     return mnist, finetune.load_labelled(cfg.labelled, cfg.holdout, cfg.split_seed, cfg.writer_pattern)
+
+
+def bn_sample(data: Mnist, cfg: TrainConfig, lab: finetune.LabelledData) -> np.ndarray:
+    """A seeded sample of the fine-tuning's mix (soup.mixed_images): what each mix's batch norm is computed on."""
+    bn = mixed_images(_bn_images(data, cfg), lab, cfg.replay)
+    return bn[np.random.default_rng(cfg.seed).permutation(len(bn))[:BN_SAMPLE]]  # plenty for per-channel statistics
+
+
+def set_mix(model: keras.Model, start: list[np.ndarray], tuned: list[np.ndarray], share: float,
+            bn: np.ndarray) -> keras.Model:
+    """Give `model` share x tuned + (1 - share) x start, with batch norm recomputed on `bn` for a true mix."""
+    model.set_weights([(share * t + (1 - share) * s).astype(np.float32) for s, t in zip(start, tuned, strict=True)])
+    if share < 1:
+        recompute_batch_norm(model, bn)
+    return model
 
 
 def _scores(model: keras.Model, sets: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, tuple[int, float]]:
@@ -75,29 +89,19 @@ def apply(run_dir: Path, start: str | Path, data: Mnist, cfg: TrainConfig, toler
         sets["held_out"] = (to_model_input(lab.x_held), lab.y_held)
     else:
         log.warning("WiSE-FT: no held-out labelled images (a small set): the share is chosen on MNIST alone")
-    mix = _bn_images(data, cfg)[: max(1, round(cfg.replay * len(lab.y_train)))]
-    bn = np.concatenate([mix, to_model_input(lab.x_train)])  # what the fine-tuning mixed, as soup.bn_images
-    bn = bn[np.random.default_rng(cfg.seed).permutation(len(bn))[:BN_SAMPLE]]  # plenty for per-channel statistics
+    bn, start = bn_sample(data, cfg, lab), start_model.get_weights()
     start_acc = _scores(start_model, {"mnist_val": sets["mnist_val"]})["mnist_val"][0] / len(y_mnist)
     floor = start_acc - tolerance_pp / 100
-
-    def mixed(share: float) -> keras.Model:
-        model.set_weights([(share * t + (1 - share) * s).astype(np.float32)
-                           for s, t in zip(start_model.get_weights(), tuned, strict=True)])
-        if share < 1:
-            recompute_batch_norm(model, bn)
-        return model
-
     rows = []
     for share in SHARES:
-        sc = _scores(mixed(share), sets)
+        sc = _scores(set_mix(model, start, tuned, share, bn), sets)
         rows.append({"share": share, "mnist_val": sc["mnist_val"][0] / len(y_mnist),
                      "held_out": sc["held_out"][0] / len(lab.y_held) if "held_out" in sc else None,
                      "right": sum(r for r, _ in sc.values()), "loss": sum(ls for _, ls in sc.values())})
         log.info("WiSE-FT %.1f of the fine-tuned weights: MNIST validation %.4f, held-out labelled %s",
                  share, rows[-1]["mnist_val"], _pct(rows[-1]["held_out"]))
     chosen = choose(rows, floor)
-    mixed(chosen["share"]).save(run_dir / "best.keras")
+    set_mix(model, start, tuned, chosen["share"], bn).save(run_dir / "best.keras")
     n = len(y_mnist) + len(lab.y_held)  # the pooled validation of train.datasets
     record = {"tolerance_pp": tolerance_pp, "start_mnist_val": round(start_acc, 6), "share": chosen["share"],
               "within_tolerance": chosen["mnist_val"] >= floor - 1e-12,

@@ -7,6 +7,7 @@ labelled real sets. `finetune` chose its share on validation; this shows what th
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -20,9 +21,8 @@ import numpy as np  # noqa: E402
 from model_training import distill, finetune  # noqa: E402
 from model_training.data import load_mnist, to_model_input  # noqa: E402
 from model_training.scoring import set_digits  # noqa: E402
-from model_training.swa import _bn_images, recompute_batch_norm  # noqa: E402
 from model_training.train import TrainConfig, serving_digits  # noqa: E402
-from model_training.wiseft import BN_SAMPLE, SHARES, TUNED  # noqa: E402
+from model_training.wiseft import SHARES, TUNED, bn_sample, set_mix  # noqa: E402
 
 
 def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, refused: np.ndarray | None = None) -> float:
@@ -41,10 +41,7 @@ def main() -> int:
     saved = json.loads((args.run / "config.json").read_text())
     cfg = TrainConfig(**{k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__})
     data = load_mnist(args.data_dir)
-    lab = finetune.load_labelled(cfg.labelled, cfg.holdout, cfg.split_seed, cfg.writer_pattern)
-    bn = np.concatenate([_bn_images(data, cfg)[: max(1, round(cfg.replay * len(lab.y_train)))],
-                         to_model_input(lab.x_train)])
-    bn = bn[np.random.default_rng(cfg.seed).permutation(len(bn))[:BN_SAMPLE]]  # as wiseft.apply
+    bn = bn_sample(data, cfg, finetune.load_labelled(cfg.labelled, cfg.holdout, cfg.split_seed, cfg.writer_pattern))
     start, _ = distill.load_teacher(args.start)
     model = keras.models.load_model(args.run / TUNED)
     tuned = model.get_weights()
@@ -52,15 +49,11 @@ def main() -> int:
     sets = {Path(p).stem: set_digits(p) for p in args.set}
     print("| share | MNIST test | " + " | ".join(sets) + " |")
     print("| --- | --- | " + " | ".join("---" for _ in sets) + " |")
-    rows = [("start", start)]
-    for name, m in rows:
-        print(f"| {name} | {accuracy(m, x_test, y_test):.2%} | " + " | ".join(f"{accuracy(m, *v):.2%}" for v in sets.values()) + " |")
-    for share in SHARES:
-        model.set_weights([(share * t + (1 - share) * s).astype(np.float32) for s, t in zip(start.get_weights(), tuned, strict=True)])
-        if share < 1:
-            recompute_batch_norm(model, bn)
-        print(f"| {share} | {accuracy(model, x_test, y_test):.2%} | "
-              + " | ".join(f"{accuracy(model, *v):.2%}" for v in sets.values()) + " |", flush=True)
+    start_weights = start.get_weights()
+    line = ((share, set_mix(model, start_weights, tuned, share, bn)) for share in SHARES)  # lazy: one model, re-mixed
+    for name, m in itertools.chain([("start", start)], line):
+        print(f"| {name} | {accuracy(m, x_test, y_test):.2%} | "
+              + " | ".join(f"{accuracy(m, *v):.2%}" for v in sets.values()) + " |", flush=True)
     return 0
 
 
