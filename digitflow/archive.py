@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import struct
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -160,9 +161,62 @@ def open_archive(fileobj: IO[bytes], limits: Limits) -> tuple[zipfile.ZipFile, l
     return zf, entries
 
 
+_LOCAL = struct.Struct("<4s22xHH")  # a local file header: signature, then (after 22 bytes) name and extra lengths
+_STORED_OR_DEFLATED = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+
+
+def _data_ends(zf: zipfile.ZipFile) -> dict[int, int]:
+    """header offset -> where the next entry's header (or the central directory) starts: an entry's data
+    must end before it (Python 3.12's zipfile refuses overlapping entries the same way)."""
+    offsets = sorted({i.header_offset for i in zf.filelist})
+    end = zf.start_dir if isinstance(getattr(zf, "start_dir", None), int) else None
+    return {a: b for a, b in zip(offsets, [*offsets[1:], end], strict=True) if b is not None}
+
+
+def _read_plain(zf: zipfile.ZipFile, info: zipfile.ZipInfo, ends: dict[int, int], max_entry: int) -> bytes | None:
+    """The common entry (stored or deflated, local header agreeing with the central directory, exact size
+    and CRC) read straight from the archive: one seek, one read, one inflate. None for anything else, which
+    `zf.open` then reads (and reports) as before. About 20 times cheaper than zf.open for small images."""
+    if info.compress_type not in _STORED_OR_DEFLATED or isinstance(zf.fp, _Patched) or info.file_size > max_entry:
+        return None
+    try:
+        name = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
+    except UnicodeEncodeError:
+        return None
+    fp = zf.fp
+    fp.seek(info.header_offset)
+    buf = fp.read(30 + len(name) + len(info.extra) + info.compress_size + 64)
+    if len(buf) < 30:
+        return None
+    sig, name_len, extra_len = _LOCAL.unpack_from(buf)
+    start = 30 + name_len + extra_len
+    end = info.header_offset + start + info.compress_size
+    if sig != b"PK\x03\x04" or buf[30 : 30 + name_len] != name or end > ends.get(info.header_offset, end):
+        return None
+    if len(buf) < start + info.compress_size:
+        buf += fp.read(start + info.compress_size - len(buf))
+    raw = buf[start : start + info.compress_size]
+    if len(raw) != info.compress_size:
+        return None
+    if info.compress_type == zipfile.ZIP_STORED:
+        data = raw
+    else:
+        inflate = zlib.decompressobj(-15)
+        try:
+            data = inflate.decompress(raw, max_entry + 1)
+        except zlib.error:
+            return None
+        if not inflate.eof:
+            return None
+    if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+        return None
+    return data
+
+
 def read_entries(zf: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limits: Limits) -> Iterator[Entry]:
     """Yield each entry's bytes, or a per-entry error; reads are bounded since headers can lie."""
     total = 0
+    ends = _data_ends(zf)
     for info in entries:
         name = printable(info.filename)
         if info.flag_bits & 0x1:
@@ -179,8 +233,10 @@ def read_entries(zf: zipfile.ZipFile, entries: list[zipfile.ZipInfo], limits: Li
             yield Entry(name, error=_error("archive_too_large", "the archive's total size limit was reached"))
             continue
         try:
-            with zf.open(info) as fh:
-                data = fh.read(limits.max_entry + 1)
+            data = _read_plain(zf, info, ends, limits.max_entry)
+            if data is None:
+                with zf.open(info) as fh:
+                    data = fh.read(limits.max_entry + 1)
         except Exception as exc:  # zlib.error, lzma.LZMAError, BadZipFile (CRC), NotImplementedError, ...: this entry only
             yield Entry(name, error=_error("corrupt_entry", f"cannot read this file from the archive: {exc}"))
             continue

@@ -4,7 +4,8 @@ Keys share the hash tag {job_id}, so one job lives on one Redis Cluster slot:
   df:{id}:job       hash   status, total, chunks, kind, created_at, started_at, finished_at, expires_at, model,
                            client, callback_url, webhook_status, webhook_attempts, webhook_error
   df:{id}:names     list   file names in input order
-  df:{id}:in:{c}    hash   index -> raw input bytes of chunk c (deleted once the chunk is done)
+  df:{id}:in:{c}    string the raw inputs of chunk c, packed (pack_inputs: one value, not a field per image, so
+                           storing and fetching a chunk is one command; deleted once the chunk is done)
   df:{id}:res       hash   index -> JSON result (digit, confidence, probabilities) or error
   df:{id}:err       hash   index -> 1 for results that are errors (its length is the failed count)
   df:{id}:img       hash   index -> the 784-byte normalised digit the model saw
@@ -28,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import struct
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -60,6 +62,28 @@ return 1
 """
 # Sets fields of a job hash only while the job exists (a deleted job must not come back as a stub).
 SET_IF_EXISTS = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('hset', KEYS[1], unpack(ARGV)) end return 0"
+
+
+_COUNT = struct.Struct("<I")
+
+
+def pack_inputs(inputs: dict[int, bytes]) -> bytes:
+    """A chunk's inputs as one value: their count, (index, length) pairs, then the bytes back to back."""
+    head = [_COUNT.pack(len(inputs)), struct.pack(f"<{2 * len(inputs)}I", *(v for i, b in inputs.items() for v in (i, len(b))))]
+    return b"".join([*head, *inputs.values()])
+
+
+def unpack_inputs(value: bytes) -> dict[int, bytes]:
+    """pack_inputs' inverse; a value that does not add up is refused (ValueError), never half read."""
+    (n,) = _COUNT.unpack_from(value)
+    pairs = struct.unpack_from(f"<{2 * n}I", value, _COUNT.size)
+    out, pos = {}, _COUNT.size + 8 * n
+    for index, length in zip(pairs[::2], pairs[1::2], strict=True):
+        out[index] = value[pos : pos + length]
+        pos += length
+    if pos != len(value):
+        raise ValueError(f"a packed chunk of {len(value)} bytes holds {pos}")
+    return out
 
 
 def new_job_id() -> str:
@@ -123,7 +147,7 @@ class JobStore:
         pipe.expireat(self.key(job_id, "job"), expire_at)
         if single is not None:
             pipe.rpush(self.key(job_id, "names"), single[0])
-            pipe.hset(self.key(job_id, "in:0"), "0", single[1])
+            pipe.set(self.key(job_id, "in:0"), pack_inputs({0: single[1]}))
             for part in ("names", "in:0"):
                 pipe.expireat(self.key(job_id, part), expire_at)
         pipe.execute()
@@ -145,9 +169,7 @@ class JobStore:
             pipe.rpush(self.key(job_id, "names"), *names)
             pipe.expireat(self.key(job_id, "names"), expire_at)
         if inputs:
-            k = self.key(job_id, f"in:{chunk}")
-            pipe.hset(k, mapping={str(i): b for i, b in inputs.items()})
-            pipe.expireat(k, expire_at)
+            pipe.set(self.key(job_id, f"in:{chunk}"), pack_inputs(inputs), exat=expire_at)
         pipe.execute()
         if errors:
             self.write_results(job_id, {i: {"error": e} for i, e in errors.items()}, {})
@@ -158,8 +180,12 @@ class JobStore:
 
     # -- processing (worker) --------------------------------------------------------------------
     def chunk_inputs(self, job_id: str, chunk: int) -> dict[int, bytes]:
-        raw = self.r.hgetall(self.key(job_id, f"in:{chunk}"))
-        return {int(k): v for k, v in raw.items()}
+        k = self.key(job_id, f"in:{chunk}")
+        try:
+            raw = self.r.get(k)
+        except redis.ResponseError:  # WRONGTYPE: a chunk stored by a web of before pack_inputs (a hash by index)
+            return {int(i): v for i, v in self.r.hgetall(k).items()}
+        return unpack_inputs(raw) if raw else {}
 
     def count_delivery(self, job_id: str, chunk: int) -> int:
         k = self.key(job_id, f"tries:{chunk}")

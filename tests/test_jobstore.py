@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from digitflow.jobstore import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobStore
+from digitflow.jobstore import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobStore, pack_inputs, unpack_inputs
 from tests.conftest import digit_png
 
 MODEL = {"version": "test", "architecture": "tiny", "test_accuracy": None}
@@ -31,6 +31,23 @@ def test_redelivered_results_overwrite_and_counts_stay_exact(store):
     assert (got["status"], got["done"], got["failed"]) == (SUCCEEDED, 3, 1)
     assert store.chunk_inputs(job, 0) == {}  # raw inputs dropped once the chunk is done
     assert [r["filename"] for r in store.results(job, 1, 5)] == ["b", "c"]
+
+
+def test_a_chunk_comes_back_as_stored_in_one_value(store):
+    inputs = {7: b"\x89PNG" + bytes(range(256)) * 3, 8: b"", 11: b"x" * 70_000}  # any bytes, an empty file too
+    job = store.create(total=12, chunks=2, kind="bulk", model=MODEL)
+    store.add_chunk(job, 1, ["n"] * 3, inputs, {})
+    assert store.r.type(store.key(job, "in:1")) == b"string"
+    assert store.chunk_inputs(job, 1) == inputs
+    with pytest.raises(ValueError):
+        unpack_inputs(pack_inputs(inputs)[:-1])  # a value that does not add up is refused, not half read
+
+
+def test_a_chunk_stored_by_the_previous_layout_is_still_read(store):
+    """During an upgrade, workers of this version finish chunks that a web of before stored as a hash."""
+    job = store.create(total=2, chunks=1, kind="bulk", model=MODEL)
+    store.r.hset(store.key(job, "in:0"), mapping={"0": b"a", "1": b"bc"})
+    assert store.chunk_inputs(job, 0) == {0: b"a", 1: b"bc"}
 
 
 def test_every_image_failing_means_failed(store):

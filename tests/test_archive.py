@@ -1,0 +1,82 @@
+"""digitflow.archive reads entries straight from the archive when it can; what it yields must be what zipfile
+reads, and every entry it cannot vouch for must go through zipfile and keep zipfile's verdict."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+
+from digitflow.archive import Limits, open_archive, read_entries
+
+LIMITS = Limits()
+PAYLOADS = {f"d{i}.png": bytes(range(256)) * (i + 1) + b"\x89PNG" * i for i in range(6)}
+
+
+class _Unseekable(io.RawIOBase):
+    """A write-only stream: zipfile then writes data descriptors (flag bit 3) after each entry."""
+
+    def __init__(self):
+        self.buf = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        self.buf += b
+        return len(b)
+
+
+def _read(data: bytes) -> dict[str, bytes | dict]:
+    zf, infos = open_archive(io.BytesIO(data), LIMITS)
+    return {e.name: (e.data if e.data is not None else e.error) for e in read_entries(zf, infos, LIMITS)}
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_every_method_reads_as_zipfile_does(method):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as zf:
+        for name, payload in PAYLOADS.items():
+            zf.writestr(name, payload)
+    assert _read(buf.getvalue()) == PAYLOADS
+
+
+def test_entries_with_data_descriptors_read_whole():
+    stream = _Unseekable()
+    with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, payload in PAYLOADS.items():
+            with zf.open(name, "w") as fh:
+                fh.write(payload)
+    data = bytes(stream.buf)
+    assert zipfile.ZipFile(io.BytesIO(data)).infolist()[0].flag_bits & 0x08
+    assert _read(data) == PAYLOADS
+
+
+def _deflated(name: str, payload: bytes) -> bytearray:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(name, payload)
+        zf.writestr("fine.png", payload)
+    return bytearray(buf.getvalue())
+
+
+def test_a_flipped_byte_is_a_corrupt_entry_and_the_others_still_read():
+    payload = PAYLOADS["d3.png"]
+    data = _deflated("bad.png", payload)
+    info = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo("bad.png")
+    data[info.header_offset + 30 + len("bad.png") + info.compress_size // 2] ^= 0xFF
+    out = _read(bytes(data))
+    assert out["bad.png"]["code"] == "corrupt_entry"
+    assert out["fine.png"] == payload
+
+
+def test_a_local_header_that_names_another_file_is_refused_like_zipfile():
+    payload = PAYLOADS["d2.png"]
+    data = _deflated("abc.png", payload)
+    info = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo("abc.png")
+    data[info.header_offset + 30 : info.header_offset + 33] = b"xyz"  # the local name only
+    out = _read(bytes(data))
+    assert out["abc.png"]["code"] == "corrupt_entry"
+    assert "differ" in out["abc.png"]["message"]
+    assert out["fine.png"] == payload
