@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, default=None, help="bulk/pipeline images (default 10,000; smoke 300)")
     ap.add_argument("--requests", type=int, default=None, help="requests per concurrency level (default 1,000)")
     ap.add_argument("--big", type=int, default=100_000, help="images in the resources ZIP")
+    ap.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (default 3; smoke 1)")
     ap.add_argument("--profile", default=None, help="py-spy the web and workers; collapsed stacks in this folder")
     args = ap.parse_args(argv)
 
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     n_images = args.images or (300 if args.smoke else 10_000)
     n_requests = args.requests or (60 if args.smoke else 1000)
     concurrencies = [1, 8] if args.smoke else [1, 8, 32]
-    repeats = 1 if args.smoke else 3
+    repeats = args.repeats or (1 if args.smoke else 3)
     settings = get_settings()
     model_dir = str(settings.model_dir)
     started = time.time()

