@@ -10,6 +10,7 @@ import bisect
 import struct
 import zipfile
 import zlib
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -178,9 +179,13 @@ class _Direct:
         self.usable = not isinstance(zf.fp, _Patched) and isinstance(getattr(zf, "start_dir", None), int)
         # an entry's data must end before the next local header (or the central directory): Python 3.12's
         # zipfile refuses overlapping entries the same way
-        offsets = sorted({i.header_offset for i in zf.filelist})
-        self.ends = dict(zip(offsets, [*offsets[1:], zf.start_dir], strict=True)) if self.usable else {}
+        self.offsets = array("q", sorted(i.header_offset for i in zf.filelist) if self.usable else [])
         self.at, self.buf = 0, b""
+
+    def _end(self, header_offset: int) -> int:
+        """Where the entry's data must end: the next local header, or the central directory."""
+        k = bisect.bisect_right(self.offsets, header_offset)
+        return self.offsets[k] if k < len(self.offsets) else self.zf.start_dir
 
     def _bytes(self, offset: int, n: int) -> bytes:
         if not (self.at <= offset and offset + n <= self.at + len(self.buf)):
@@ -200,7 +205,7 @@ class _Direct:
             return None
         sig, name_len, extra_len = _LOCAL.unpack_from(head)
         start = info.header_offset + 30 + name_len + extra_len
-        if sig != b"PK\x03\x04" or start + info.compress_size > self.ends.get(info.header_offset, -1):
+        if sig != b"PK\x03\x04" or start + info.compress_size > self._end(info.header_offset):
             return None
         if self._bytes(info.header_offset + 30, name_len) != name:
             return None

@@ -303,8 +303,8 @@ def render(R: dict, args) -> str:
         L += ["", f"Redis memory per queued image: the bulk worker stopped, the {q['images']:,} images uploaded, "
                   f"`INFO memory` used_memory {mb(q['used_before'])} -> {mb(q['used_after'])}: "
                   f"**{q['bytes_per_image']:,.0f} bytes per queued image** (the PNG itself averages "
-                  f"{q['png_bytes_per_image']:,.0f} bytes; the rest is the hash field, the file name in the "
-                  "names list and the chunk's task message)."]
+                  f"{q['png_bytes_per_image']:,.0f} bytes; the rest is its index and length in the chunk's "
+                  "packed value, the file name in the names list and the chunk's task message)."]
         st = res.get("redis_stored")
         if st:
             L += ["", f"Once the job finished (inputs deleted, results kept until the job expires): used_memory "
