@@ -40,6 +40,9 @@ class Services:
         self.idempotency = Idempotency(self.redis, settings.result_ttl_seconds)
         self.celery = celery_app
         self.celery.conf.broker_url = settings.redis_url
+        self.celery.producer_pool  # noqa: B018  builds the publishing pool now (imports the broker transport, no
+        # connection yet): otherwise the first upload a web process takes pays about 20 ms for it before the
+        # workers get their first chunk
         self.answers = Answers(self.redis)
         self._model: tuple[str, dict, str] | None = None  # (pointer target, summary, its JSON)
         self._model_checked = 0.0
