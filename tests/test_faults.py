@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 
@@ -144,6 +145,14 @@ def test_a_chunk_message_lost_by_the_broker_is_sent_again(private, big_zip):
     assert job["status"] == "succeeded" and job["done"] == N_IMAGES and job["failed"] == 0
     logs = "".join((stack.log_dir / f"{name}.log").read_text() for name in ("bulk", "interactive"))
     assert logs.count("re-sent 1 lost chunk task(s)") == 1  # whichever worker held the scan lock
+
+
+def test_a_bulk_worker_counts_as_ready_only_once_it_takes_tasks(private):
+    """/readyz must not count a bulk worker whose pool has loaded the model while its main process is still
+    starting (mingle): a job sent then waited about a second for it, so the first job after a start was slow."""
+    _, stack = private
+    stack.start_all(workers=("bulk",))  # returns once /readyz counts the bulk worker
+    assert re.search(r"bulk@\S+ ready\.", (stack.log_dir / "bulk.log").read_text())  # Celery's "consuming now"
 
 
 def test_web_restart_during_a_job(private, big_zip):

@@ -4,8 +4,10 @@ ping would cost a broadcast and a wait on every scrape.
 
 Once a node's model is loaded it also beats in `df:ready:<queue>`, which /readyz reads: the drawing worker
 says so itself; a Celery worker's pool processes load theirs before their first task and say so
-(`mark_loaded`) in memory shared with the main process (so its beats carry it on, whatever Redis lost) and
-in Redis at once (so /readyz need not wait for the next beat)."""
+(`mark_loaded`) in memory shared with the main process (so its beats carry it on, whatever Redis lost), and
+in Redis at once if the main process already consumes (else its first beat, when it starts consuming, does:
+a worker's main process takes about a second after the pool is up before it takes tasks, mingle included, and
+a job sent in that second waited for it)."""
 
 from __future__ import annotations
 
@@ -65,7 +67,8 @@ def _remember_node(sender=None, **_kwargs) -> None:
     node = getattr(sender, "hostname", None)
     if node is None:
         return
-    _node.update(node=node, queues=_queues(sender.app), loaded=multiprocessing.RawValue("b", 0))
+    _node.update(node=node, queues=_queues(sender.app), loaded=multiprocessing.RawValue("b", 0),
+                 consuming=multiprocessing.RawValue("b", 0))
     try:
         client = _client()
         pipe = client.pipeline(transaction=False)
@@ -82,6 +85,8 @@ def mark_loaded() -> None:
     if not _node:
         return
     _node["loaded"].value = 1
+    if not _node["consuming"].value:  # the main process's first beat says it, once tasks are taken
+        return
     try:
         client = _client()
         beat(client, _node["node"], _node["queues"], loaded=True)
@@ -112,6 +117,8 @@ def start(sender=None, **_kwargs) -> None:
     stop = threading.Event()
     _beat.update(client=client, node=node, queues=queues, stop=stop)
     loaded = _node.get("loaded")
+    if _node:
+        _node["consuming"].value = 1
     threading.Thread(target=keep_beating, args=(client, node, queues, stop, lambda: bool(loaded and loaded.value)),
                      name="heartbeat", daemon=True).start()
 

@@ -114,10 +114,17 @@ def targets_16(R: dict) -> list[list]:
         ratio = bulk_ratio(R)
         rows.append(["bulk 10k ZIP / in-process pipeline", ">= 0.85x (aim 0.9x)", f"{ratio:.2f}x",
                      verdict(ratio >= 0.85)])
-    if bulk and bulk.get("first"):
-        ratio = bulk["first"]["images_per_s"] / bulk["images_per_s"]
+    first = (bulk or {}).get("first")
+    if first and "paired_ratio" in first:  # each against its own pipeline pass: this VM's speed drifts within a run
+        ratio = first["paired_ratio"] / bulk["paired"]["ratio"]
+        rows.append(["bulk: first job after a start / later ones (paired)", ">= 0.9x (within 10%)",
+                     f"{ratio:.2f}x ({first['paired_ratio']:.2f}x its pipeline pass / {bulk['paired']['ratio']:.2f}x; "
+                     f"unpaired {f0(first['images_per_s'])} / {f0(bulk['images_per_s'])} images/s)",
+                     verdict(ratio >= 0.9)])
+    elif first:
+        ratio = first["images_per_s"] / bulk["images_per_s"]
         rows.append(["bulk: first job after a start / later ones", ">= 0.9x (within 10%)",
-                     f"{ratio:.2f}x ({f0(bulk['first']['images_per_s'])} / {f0(bulk['images_per_s'])} images/s)",
+                     f"{ratio:.2f}x ({f0(first['images_per_s'])} / {f0(bulk['images_per_s'])} images/s)",
                      verdict(ratio >= 0.9)])
     return rows
 
@@ -199,7 +206,9 @@ def render(R: dict, args) -> str:
               "first byte of the upload to the job's `finished_at`. Median of the runs that follow the first job after "
               "the service started (no warm-up job: the workers load their models as they start)"
               + (f"; that first job: {f0(b['first']['images_per_s'])} images/s, {b['first']['wall_s']:.2f} s"
-                 if b.get("first") else "") + "." + (
+                 if b.get("first") else "")
+              + (f", paired with a pipeline pass of {f0(b['first']['pipeline_images_per_s'])} images/s right after it"
+                 if b.get("first", {}).get("pipeline_images_per_s") else "") + "." + (
                   " The ratio is the median over the runs of each run's rate over that of a pass of the in-process "
                   "pipeline right after it (pipeline passes: " + ", ".join(f0(p) for p in b["paired"]["pipeline_runs"])
                   + " images/s; ratios " + ", ".join(f"{x:.2f}" for x in b["paired"]["ratios"]) + ")."
