@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import statistics
 import time
 from pathlib import Path
@@ -61,28 +63,32 @@ def bulk_median(svc: Service, zip_path: Path, labels: np.ndarray, repeats: int) 
 def bulk_section(svc: Service, zip_path: Path, labels: np.ndarray, repeats: int, pipeline: dict | None,
                  paired: Pipeline | None = None) -> dict:
     """Section 3: the first job after the service started (no warm-up: the workers load their models when they
-    start, and /readyz waited for that), then `repeats` later runs, each followed by one pass of the in-process
-    pipeline (`paired`) so that the ratio compares runs seconds apart (this VM's speed drifts within minutes)."""
+    start, and /readyz waited for that), then `repeats` later runs. With `paired`, a pass of the in-process
+    pipeline runs before the first job and after every job, and each job's ratio is its rate over the geometric
+    mean of the passes right before and right after it: this VM's speed drifts by a third within a run, and
+    seconds apart on both sides is the closest comparison there is."""
     log("bulk end to end")
+    passes = [paired.run()[0]] if paired is not None else []
     first = bulk_run(svc, zip_path, labels)
-    if paired is not None:  # paired like the later runs: this VM's speed drifts by a third within a run
-        first["pipeline_images_per_s"] = paired.run()[0]
+    if paired is not None:
+        passes.append(paired.run()[0])
     log(f"  first job after the start: {first['images_per_s']:,.0f} images/s (total {first['wall_s']:.2f} s)")
-    runs, pairs = [], []
+    runs = []
     for _ in range(repeats):
         runs.append(bulk_run(svc, zip_path, labels))
         if paired is not None:
-            pairs.append(paired.run()[0])
+            passes.append(paired.run()[0])
     out = median_run(runs)
-    out["first"] = {k: first[k] for k in ("images_per_s", "wall_s", "upload_s", "pipeline_images_per_s") if k in first}
+    out["first"] = {k: first[k] for k in ("images_per_s", "wall_s", "upload_s")}
     log(f"  first job / median of the later ones: {first['images_per_s'] / out['images_per_s']:.2f}x")
-    if pairs:
-        ratios = [r["images_per_s"] / p for r, p in zip(runs, pairs, strict=True)]
-        out["paired"] = {"pipeline_runs": pairs, "ratios": ratios, "ratio": statistics.median(ratios)}
+    if passes:
+        around = [math.sqrt(a * b) for a, b in itertools.pairwise(passes)]  # [0] is the first job's
+        ratios = [r["images_per_s"] / p for r, p in zip(runs, around[1:], strict=True)]
+        out["paired"] = {"pipeline_runs": passes, "ratios": ratios, "ratio": statistics.median(ratios)}
         log(f"  paired with the in-process pipeline: {', '.join(f'{x:.2f}x' for x in ratios)} (median "
             f"{out['paired']['ratio']:.2f}x)")
-        out["first"]["paired_ratio"] = first["images_per_s"] / first["pipeline_images_per_s"]
-        log(f"  first job paired: {out['first']['paired_ratio']:.2f}x its pipeline pass, "
+        out["first"].update(pipeline_images_per_s=around[0], paired_ratio=first["images_per_s"] / around[0])
+        log(f"  first job paired: {out['first']['paired_ratio']:.2f}x the pipeline around it, "
             f"{out['first']['paired_ratio'] / out['paired']['ratio']:.2f}x the later runs' median")
     elif pipeline is not None:
         log(f"  ratio to the in-process pipeline: "
