@@ -20,15 +20,14 @@ import numpy as np  # noqa: E402
 
 from model_training import distill, finetune  # noqa: E402
 from model_training.data import load_mnist, to_model_input  # noqa: E402
-from model_training.scoring import set_digits  # noqa: E402
+from model_training.scoring import score, set_digits  # noqa: E402
 from model_training.train import TrainConfig, serving_digits  # noqa: E402
 from model_training.wiseft import SHARES, TUNED, bn_sample, set_mix  # noqa: E402
 
 
 def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, refused: np.ndarray | None = None) -> float:
-    pred = np.asarray(model.predict(x, batch_size=1000, verbose=0)).argmax(1)
-    right = pred == y if refused is None else (pred == y) & ~refused
-    return float(right.mean())
+    refused = np.zeros(len(y), bool) if refused is None else refused
+    return score(np.asarray(model.predict(x, batch_size=1000, verbose=0)), y, refused)["accuracy"]
 
 
 def main() -> int:

@@ -79,12 +79,17 @@ def process_chunk(self, job_id: str, chunk: int) -> int:
     return len(inputs)
 
 
-@worker_process_init.connect
-def _load_in_pool_process(**_kwargs) -> None:
-    """Prefork pool processes load the model and run one warm-up batch as they start (well within Celery's 4 s
-    for this signal): the first job runs as fast as later ones; /readyz counts the worker once they have."""
+def _load() -> None:
+    """Load the model, run one warm-up batch, and say the model is loaded (worker/heartbeat.py)."""
     warm_up(serving().engine(), settings.max_image_pixels, settings.batch_size)
     heartbeat.mark_loaded()
+
+
+@worker_process_init.connect
+def _load_in_pool_process(**_kwargs) -> None:
+    """Prefork pool processes load as they start (well within Celery's 4 s for this signal): the first job
+    runs as fast as later ones; /readyz counts the worker once they have and its main process consumes."""
+    _load()
 
 
 @worker_ready.connect
@@ -92,5 +97,4 @@ def _load_in_solo_worker(sender=None, **_kwargs) -> None:
     """A solo worker runs tasks in its main process: load the model there, now."""
     pool = getattr(sender, "pool", None)
     if pool is not None and type(pool).__module__.endswith(".solo"):
-        warm_up(serving().engine(), settings.max_image_pixels, settings.batch_size)
-        heartbeat.mark_loaded()
+        _load()
