@@ -29,8 +29,9 @@ class _Unseekable(io.RawIOBase):
 
 
 def _read(data: bytes) -> dict[str, bytes | dict]:
-    zf, infos = open_archive(io.BytesIO(data), LIMITS)
-    return {e.name: (e.data if e.data is not None else e.error) for e in read_entries(zf, infos, LIMITS)}
+    archive, infos = open_archive(io.BytesIO(data), LIMITS)
+    with archive:
+        return {e.name: (e.data if e.data is not None else e.error) for e in read_entries(archive, infos, LIMITS)}
 
 
 @pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
@@ -80,3 +81,50 @@ def test_a_local_header_that_names_another_file_is_refused_like_zipfile():
     assert out["abc.png"]["code"] == "corrupt_entry"
     assert "differ" in out["abc.png"]["message"]
     assert out["fine.png"] == payload
+
+
+def _zip(entries: dict[str, bytes], comment: bytes = b"") -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, payload in entries.items():
+            zf.writestr(name, payload)
+        zf.comment = comment
+    return buf.getvalue()
+
+
+def test_the_quick_listing_agrees_with_zipfile():
+    data = _zip({**PAYLOADS, "dir/ünïcode.png": b"x" * 40, "dir/": b""}, comment=b"made by a scanner")
+    archive, entries = open_archive(io.BytesIO(data), LIMITS)
+    assert archive._zf is None  # listed without zipfile
+    infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    assert [(m.filename, m.file_size, m.compress_size, m.CRC, m.header_offset, m.flag_bits) for m in archive.members] == \
+        [(i.filename, i.file_size, i.compress_size, i.CRC, i.header_offset, i.flag_bits) for i in infos]
+    assert [m.filename for m in entries] == [*PAYLOADS, "dir/ünïcode.png"]  # the folder is skipped
+
+
+def test_bytes_before_the_archive_are_listed_by_zipfile_and_read_the_same():
+    """A self-extracting archive: its offsets count from where the ZIP starts, not from the file's start."""
+    data = b"MZ" + bytes(998) + _zip(PAYLOADS)
+    archive, _ = open_archive(io.BytesIO(data), LIMITS)
+    assert archive._zf is not None
+    assert _read(data) == PAYLOADS
+
+
+def test_a_name_with_a_nul_byte_reads_as_zipfile_names_it():
+    data = bytearray(_zip({"abc.png": PAYLOADS["d1.png"], "fine.png": PAYLOADS["d0.png"]}))
+    for at in (i for i in range(len(data)) if data[i : i + 7] == b"abc.png"):  # local and central names
+        data[at + 3] = 0
+    out = _read(bytes(data))
+    assert out == {"abc": PAYLOADS["d1.png"], "fine.png": PAYLOADS["d0.png"]}
+
+
+def test_an_entry_zipfile_must_read_is_read_by_zipfile_when_the_listing_was_quick():
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("a.png", PAYLOADS["d2.png"], compress_type=zipfile.ZIP_BZIP2)
+        zf.writestr("b.png", PAYLOADS["d3.png"], compress_type=zipfile.ZIP_DEFLATED)
+    archive, entries = open_archive(io.BytesIO(buf.getvalue()), LIMITS)
+    with archive:
+        out = {e.name: e.data for e in read_entries(archive, entries, LIMITS)}
+        assert archive._zf is not None  # opened for the bzip2 entry only
+    assert out == {"a.png": PAYLOADS["d2.png"], "b.png": PAYLOADS["d3.png"]}

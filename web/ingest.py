@@ -108,13 +108,13 @@ def create_bulk(svc: Services, files: list[tuple[str, IO[bytes]]], **fields: str
         if looks_like_zip(head) or name.lower().endswith(".zip"):
             lim = limits(svc)
             try:
-                zf, infos = open_archive(fh, lim)
+                archive, infos = open_archive(fh, lim)
             except ArchiveError as exc:
                 raise ApiError(exc.status, exc.code, exc.message) from None
             sizes = chunk_plan(len(infos), size)
             job_id = svc.store.create(total=len(infos), chunks=len(sizes), kind="bulk", model=svc.model, **fields)
-            with zf:
-                _store_chunks(svc, job_id, read_entries(zf, infos, lim), sizes)
+            with archive:
+                _store_chunks(svc, job_id, read_entries(archive, infos, lim), sizes)
             return job_id
     entries = []
     for name, fh in files:
