@@ -101,3 +101,68 @@ def test_chunk_task_predicts_and_stores_digits(store, monkeypatch, mnist_test):
     results = [json.loads(store.r.hget(store.key(job, "res"), str(i))) for i in range(3)]
     assert [r["digit"] for r in results] == [int(v) for v in y[:3]]
     assert len(store.image(job, 0)) == 784
+
+
+def test_packed_digits_come_back_exactly():
+    import numpy as np
+
+    from digitflow.jobstore import pack_digits, unpack_digits
+
+    rng = np.random.default_rng(3)
+    digits = {5: bytes(784), 6: bytes([255]) * 784, 9: rng.integers(0, 256, 784, dtype=np.uint8).tobytes(),
+              70_000: (rng.random(784) < 0.2).astype(np.uint8).tobytes()}
+    packed = pack_digits(digits)
+    assert unpack_digits(packed) == digits
+    with pytest.raises(ValueError):
+        unpack_digits(packed[:-1])
+
+
+def _done_chunk(store, monkeypatch, inputs: dict[int, bytes]) -> str:
+    from worker import tasks
+
+    job = store.create(total=len(inputs), chunks=1, kind="bulk", model=MODEL, plan=[len(inputs)])
+    store.add_chunk(job, 0, [f"{i}.png" for i in inputs], inputs, {})
+    monkeypatch.setattr(tasks, "store", lambda: store)
+    assert tasks.process_chunk.run(job, 0) == len(inputs)
+    return job
+
+
+def test_small_uploads_are_kept_once_as_their_own_previews(store, monkeypatch, mnist_test):
+    from worker import tasks
+    from worker.pipeline import prepare
+
+    x, _ = mnist_test
+    inputs = {i: digit_png(x[i]) for i in range(4)}
+    job = _done_chunk(store, monkeypatch, inputs)
+    assert not store.r.exists(store.key(job, "prev"))  # no second copy of the uploads
+    assert [store.preview(job, i) for i in range(4)] == list(inputs.values())
+    assert store.images(job, [3, 0]) == [prepare(inputs[i], 10**7).tobytes() for i in (3, 0)]
+    assert store.chunk_inputs(job, 0) == {}  # the chunk counts as done
+    assert tasks.process_chunk.run(job, 0) == 0  # a second delivery finds it done
+    store.delete(job)
+    assert not list(store.r.scan_iter(f"df:{{{job}}}:*"))
+
+
+def test_a_chunk_with_a_large_upload_stores_previews_and_drops_its_inputs(store, monkeypatch, mnist_test):
+    import io
+
+    from PIL import Image
+
+    x, _ = mnist_test
+    big = io.BytesIO()
+    Image.fromarray(x[1]).resize((400, 400)).save(big, "PNG")
+    inputs = {0: digit_png(x[0]), 1: big.getvalue()}
+    job = _done_chunk(store, monkeypatch, inputs)
+    assert not store.r.exists(store.key(job, "src:0")) and not store.r.exists(store.key(job, "in:0"))
+    assert store.preview(job, 0) == inputs[0]
+    assert store.preview(job, 1).startswith(b"\xff\xd8")  # a small JPEG, not the 400 px upload
+    assert all(len(d) == 784 for d in store.images(job, [0, 1]))
+
+
+def test_digits_are_found_by_the_plan_across_chunks(store):
+    job = store.create(total=5, chunks=2, kind="bulk", model=MODEL, plan=[3, 2])
+    a, b = ({i: bytes([i]) * 784 for i in range(3)}, {i: bytes([i]) * 784 for i in range(3, 5)})
+    store.write_results(job, {i: {"digit": 1} for i in a}, a, done_chunk=0)
+    store.write_results(job, {i: {"digit": 1} for i in b}, b, done_chunk=1)
+    assert store.images(job, [4, 0, 2, 3]) == [bytes([i]) * 784 for i in (4, 0, 2, 3)]
+    assert store.image(job, 9) is None

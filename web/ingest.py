@@ -112,7 +112,8 @@ def create_bulk(svc: Services, files: list[tuple[str, IO[bytes]]], **fields: str
             except ArchiveError as exc:
                 raise ApiError(exc.status, exc.code, exc.message) from None
             sizes = chunk_plan(len(infos), size)
-            job_id = svc.store.create(total=len(infos), chunks=len(sizes), kind="bulk", model=svc.model, **fields)
+            job_id = svc.store.create(total=len(infos), chunks=len(sizes), kind="bulk", model=svc.model, plan=sizes,
+                                     **fields)
             with archive:
                 _store_chunks(svc, job_id, read_entries(archive, infos, lim), sizes)
             return job_id
@@ -124,6 +125,7 @@ def create_bulk(svc: Services, files: list[tuple[str, IO[bytes]]], **fields: str
         else:
             entries.append(Entry(printable(name), data=data))
     sizes = chunk_plan(len(entries), size)
-    job_id = svc.store.create(total=len(entries), chunks=len(sizes), kind="bulk", model=svc.model, **fields)
+    job_id = svc.store.create(total=len(entries), chunks=len(sizes), kind="bulk", model=svc.model, plan=sizes,
+                                 **fields)
     _store_chunks(svc, job_id, entries, sizes)
     return job_id

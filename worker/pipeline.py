@@ -45,6 +45,7 @@ class Batch:
     results: dict[int, dict[str, Any]] = field(default_factory=dict)  # {digit, model_version, ...} or {error}
     digits: dict[int, bytes] = field(default_factory=dict)  # the 784-byte digits the model saw
     previews: dict[int, bytes] = field(default_factory=dict)  # small pictures of the uploads (review)
+    previews_are_inputs: bool = False  # every input is its own preview (small images browsers show)
 
 
 def run_batch(engine: Engine, inputs: dict[int, bytes], max_pixels: int, batch_size: int) -> Batch:
@@ -71,6 +72,7 @@ def run_batch(engine: Engine, inputs: dict[int, bytes], max_pixels: int, batch_s
         metrics.model_call(time.perf_counter() - started, len(part))
         out.results.update(zip(part, records(probs, engine.model["version"]), strict=True))
     out.digits = {i: d.tobytes() for i, d in digits.items()}
+    out.previews_are_inputs = bool(inputs) and all(out.previews.get(i) == raw for i, raw in inputs.items())
     return out
 
 

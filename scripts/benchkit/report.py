@@ -316,9 +316,10 @@ def render(R: dict, args) -> str:
                   "packed value, the file name in the names list and the chunk's task message)."]
         st = res.get("redis_stored")
         if st:
-            L += ["", f"Once the job finished (inputs deleted, results kept until the job expires): used_memory "
+            L += ["", f"Once the job finished (results kept until the job expires): used_memory "
                       f"{mb(st['used_after_job'])}, **{st['bytes_per_image']:,.0f} bytes per finished image** (the "
-                      "result JSON with 10 probabilities, the 784-byte digit the model saw, the file name)."]
+                      "result JSON with 10 probabilities, the digit the model saw packed with its chunk's, the upload "
+                      "itself kept once as its preview, the file name)."]
         d = res["drain"]
         L += ["", f"With the worker started again, the {d['images']:,} queued images drained at "
                   f"**{f0(d['images_per_s'])} images/s** ({d['status']}, {d['failed']} failed; rate from the first "
