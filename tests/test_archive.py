@@ -128,3 +128,14 @@ def test_an_entry_zipfile_must_read_is_read_by_zipfile_when_the_listing_was_quic
         out = {e.name: e.data for e in read_entries(archive, entries, LIMITS)}
         assert archive._zf is not None  # opened for the bzip2 entry only
     assert out == {"a.png": PAYLOADS["d2.png"], "b.png": PAYLOADS["d3.png"]}
+
+
+def test_an_archive_with_a_zip64_end_record_is_listed_quickly_too(monkeypatch):
+    """Over 65,535 entries a ZIP needs the ZIP64 end record; zipfile writes it here for a few (a lower limit)."""
+    with monkeypatch.context() as m:
+        m.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 2)
+        data = _zip(PAYLOADS)
+    assert zipfile._EndRecData(io.BytesIO(data))[zipfile._ECD_SIGNATURE] == zipfile.stringEndArchive64
+    archive, entries = open_archive(io.BytesIO(data), LIMITS)
+    assert archive._zf is None and len(entries) == len(PAYLOADS)
+    assert _read(data) == PAYLOADS
