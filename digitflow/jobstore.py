@@ -156,6 +156,7 @@ class JobStore:
         self.r = client
         self.ttl = ttl_seconds
         self.on_end = on_end
+        self._expires: dict[str, int] = {}  # job id -> its keys' expiry (unix time; see _expire_at)
         self._end_script = client.register_script(END_SCRIPT)
         self._set_if_exists = client.register_script(SET_IF_EXISTS)
         self._run_script = client.register_script(RUN_SCRIPT)
@@ -186,6 +187,7 @@ class JobStore:
             **({"callback_url": callback_url} if callback_url else {}),
         }
         expire_at = int(now + self.ttl) + 1
+        self._remember_expiry(job_id, repr(meta["expires_at"]).encode())
         pipe = self.r.pipeline()
         pipe.hset(self.key(job_id, "job"), mapping=meta)
         pipe.expireat(self.key(job_id, "job"), expire_at)
@@ -219,8 +221,19 @@ class JobStore:
             self.write_results(job_id, {i: {"error": e} for i, e in errors.items()}, {})
 
     def _expire_at(self, job_id: str) -> int:
-        exp = self.r.hget(self.key(job_id, "job"), "expires_at")
-        return int(float(exp)) + 1 if exp else int(time.time() + self.ttl)
+        known = self._expires.get(job_id)  # .get: another thread may clear the dict in between
+        if known is not None:
+            return known
+        return self._remember_expiry(job_id, self.r.hget(self.key(job_id, "job"), "expires_at"))
+
+    def _remember_expiry(self, job_id: str, exp: bytes | None) -> int:
+        """A job's keys' expiry from its expires_at (fixed when it was created, so it is kept per process)."""
+        if not exp:
+            return int(time.time() + self.ttl)
+        if len(self._expires) >= 1024:
+            self._expires.clear()
+        self._expires[job_id] = at = int(float(exp)) + 1
+        return at
 
     # -- processing (worker) --------------------------------------------------------------------
     def chunk_inputs(self, job_id: str, chunk: int) -> dict[int, bytes]:
@@ -230,6 +243,22 @@ class JobStore:
         except redis.ResponseError:  # WRONGTYPE: a chunk stored by a web of before pack_inputs (a hash by index)
             return {int(i): v for i, v in self.r.hgetall(k).items()}
         return unpack_inputs(raw) if raw else {}
+
+    def begin_chunk(self, job_id: str, chunk: int) -> tuple[str | None, bool, dict[int, bytes]]:
+        """What a chunk task needs first, in one round trip: the job's status, whether it has started, and the
+        chunk's inputs ({} once the chunk is done)."""
+        k, in_key = self.key(job_id, "job"), self.key(job_id, f"in:{chunk}")
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hmget(k, "status", "started_at", "expires_at")
+        pipe.get(in_key)
+        (status, started, exp), raw = pipe.execute(raise_on_error=False)
+        if status is not None:
+            self._remember_expiry(job_id, exp)
+        if isinstance(raw, redis.ResponseError):  # WRONGTYPE: stored by a web of before pack_inputs
+            inputs = {int(i): v for i, v in self.r.hgetall(in_key).items()}
+        else:
+            inputs = unpack_inputs(raw) if raw else {}
+        return (status.decode() if status else None), started is not None, inputs
 
     def count_delivery(self, job_id: str, chunk: int) -> int:
         k = self.key(job_id, f"tries:{chunk}")
@@ -281,17 +310,23 @@ class JobStore:
                 pipe.hset(self.key(job_id, "by"), str(done_chunk), worker)
                 pipe.expireat(self.key(job_id, "by"), expire_at)
             pipe.zadd(ACTIVE, {job_id: time.time()}, xx=True)  # progress: not stale
-        pipe.execute()
-        self.finish_if_complete(job_id)
+        self._progress(pipe, job_id)  # read after the writes, in the same round trip
+        self._finish(job_id, *pipe.execute()[-3:])
+
+    def _progress(self, pipe, job_id: str) -> None:
+        pipe.hmget(self.key(job_id, "job"), "status", "total")
+        pipe.hlen(self.key(job_id, "res"))
+        pipe.hlen(self.key(job_id, "err"))
 
     def finish_if_complete(self, job_id: str) -> str | None:
         """Mark the job finished if every image has a result; returns its final state if this call did it."""
-        k = self.key(job_id, "job")
         pipe = self.r.pipeline()
-        pipe.hmget(k, "status", "total")
-        pipe.hlen(self.key(job_id, "res"))
-        pipe.hlen(self.key(job_id, "err"))
-        (status, total), done, failed = pipe.execute()
+        self._progress(pipe, job_id)
+        return self._finish(job_id, *pipe.execute())
+
+    def _finish(self, job_id: str, status_total: list, done: int, failed: int) -> str | None:
+        """finish_if_complete, given the job's status and total and its result and error counts."""
+        status, total = status_total
         if status is None or status.decode() in FINAL or total is None or done < int(total):
             return None
         final = FAILED if failed == done and done > 0 else SUCCEEDED

@@ -48,6 +48,19 @@ def test_a_chunk_stored_by_the_previous_layout_is_still_read(store):
     job = store.create(total=2, chunks=1, kind="bulk", model=MODEL)
     store.r.hset(store.key(job, "in:0"), mapping={"0": b"a", "1": b"bc"})
     assert store.chunk_inputs(job, 0) == {0: b"a", 1: b"bc"}
+    assert store.begin_chunk(job, 0) == ("queued", False, {0: b"a", 1: b"bc"})
+
+
+def test_a_chunk_task_starts_with_the_status_and_the_inputs(store):
+    job = store.create(total=2, chunks=1, kind="bulk", model=MODEL)
+    store.add_chunk(job, 0, ["a", "b"], {0: b"a", 1: b"bc"}, {})
+    assert store.begin_chunk(job, 0) == ("queued", False, {0: b"a", 1: b"bc"})
+    store.mark_running(job)
+    assert store.begin_chunk(job, 0)[:2] == ("running", True)
+    store.write_results(job, {0: {"digit": 1}, 1: {"digit": 2}}, {}, done_chunk=0)
+    assert store.begin_chunk(job, 0) == ("succeeded", True, {})
+    store.delete(job)
+    assert store.begin_chunk(job, 0) == (None, False, {})
 
 
 def test_every_image_failing_means_failed(store):

@@ -46,11 +46,10 @@ def store() -> JobStore:
     return JobStore(client, settings.result_ttl_seconds, on_end=enqueue_webhook)
 
 
-def _poisoned(job_id: str, chunk: int) -> bool:
+def _poisoned(job_id: str, chunk: int, inputs: dict[int, bytes]) -> bool:
     """Count this delivery; past the cap the chunk's images get an error instead of another try."""
     if store().count_delivery(job_id, chunk) <= settings.max_redeliveries + 1:
         return False
-    inputs = store().chunk_inputs(job_id, chunk)
     store().write_results(job_id, dict.fromkeys(inputs, POISON), {}, done_chunk=chunk)
     log.error("job %s chunk %d: delivery cap reached, marked %d images failed", job_id, chunk, len(inputs))
     return True
@@ -60,14 +59,14 @@ def _poisoned(job_id: str, chunk: int) -> bool:
 def process_chunk(self, job_id: str, chunk: int) -> int:
     """Predict one chunk of a bulk job; returns how many images it processed."""
     s = store()
-    status = s.status(job_id)
+    status, started, inputs = s.begin_chunk(job_id, chunk)
     if status is None or status == CANCELLED:
         s.r.delete(s.key(job_id, f"in:{chunk}"))
         return 0
-    if _poisoned(job_id, chunk):
+    if _poisoned(job_id, chunk, inputs):
         return 0
-    s.mark_running(job_id)
-    inputs = s.chunk_inputs(job_id, chunk)
+    if not started:
+        s.mark_running(job_id)
     if not inputs:  # done by an earlier delivery
         s.finish_if_complete(job_id)
         return 0
