@@ -1,8 +1,9 @@
 """The job store in Redis: inputs by chunk, results keyed by image index, progress, states, TTL.
 
 Keys share the hash tag {job_id}, so one job lives on one Redis Cluster slot:
-  df:{id}:job       hash   status, total, chunks, plan (the chunks' sizes), kind, created_at, started_at, finished_at, expires_at, model,
-                           client, callback_url, webhook_status, webhook_attempts, webhook_error
+  df:{id}:job       hash   status, total, chunks, plan (the chunks' sizes), kind, created_at, started_at,
+                           finished_at, expires_at, model, client, callback_url, webhook_status,
+                           webhook_attempts, webhook_error
   df:{id}:names     list   file names in input order
   df:{id}:in:{c}    string the raw inputs of chunk c, packed (pack_inputs: one value, not a field per image, so
                            storing and fetching a chunk is one command; deleted once the chunk is done)
