@@ -50,7 +50,7 @@ def printable(name: str) -> str:
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in name) or "(unnamed)"
 
 
-def is_junk(info: Member | zipfile.ZipInfo) -> bool:
+def is_junk(info: Member) -> bool:
     name = info.filename.replace("\\", "/")
     base = name.rstrip("/").rsplit("/", 1)[-1]
     return not base or info.is_dir() or name.startswith("__MACOSX/") or "/__MACOSX/" in name or base.startswith(".")
@@ -102,9 +102,13 @@ class _Patched:
 
 def _open_zip(fileobj: IO[bytes]) -> zipfile.ZipFile:
     """zipfile.ZipFile, except that a name flagged UTF-8 whose bytes are not UTF-8 does not make the whole
-    archive unreadable: such names are read with the flag cleared and reported with \\xNN escapes."""
+    archive unreadable: such names are read with the flag cleared and reported with \\xNN escapes. Its name
+    index is dropped: entries are opened by their ZipInfo, never by name, and a 100k-entry archive's index is
+    about 5 MB of the web's peak memory while it streams the archive into chunks."""
     try:
-        return zipfile.ZipFile(fileobj)
+        zf = zipfile.ZipFile(fileobj)
+        zf.NameToInfo.clear()
+        return zf
     except UnicodeDecodeError:
         pass
     endrec = zipfile._EndRecData(fileobj)  # the end record ZipFile just read (private, stable since 2.x)
@@ -137,6 +141,7 @@ def _open_zip(fileobj: IO[bytes]) -> zipfile.ZipFile:
         info = zf.filelist[index]
         patched.clear_bits(info.header_offset + 7, 0x08)  # the same flag bit in its local header
         info.filename = raw.decode("utf-8", "backslashreplace")
+    zf.NameToInfo.clear()
     return zf
 
 
@@ -222,19 +227,14 @@ class Archive:
         if scanned is not None:
             return cls(fh, *scanned)
         zf = _open_zip(fh)
-        members = []
-        for index, info in enumerate(zf.infolist()):
-            members.append(Member(info.filename, info.flag_bits, info.compress_type, info.CRC,
-                                  info.compress_size, info.file_size, info.header_offset, index))
-        zf.NameToInfo.clear()  # entries are opened by their ZipInfo, never by name: a 100k-entry archive's name
-        # index is about 5 MB of the web's peak memory while it streams the archive into chunks
+        members = [Member(i.filename, i.flag_bits, i.compress_type, i.CRC, i.compress_size, i.file_size,
+                          i.header_offset, index) for index, i in enumerate(zf.infolist())]
         return cls(fh, members, zf.start_dir, zf)
 
     def open_member(self, m: Member) -> IO[bytes]:
         """The member through zipfile (which raises what it finds wrong with it)."""
         if self._zf is None:
             self._zf = _open_zip(self.fh)
-            self._zf.NameToInfo.clear()
         return self._zf.open(self._zf.filelist[m.index])
 
     def close(self) -> None:

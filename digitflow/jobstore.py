@@ -187,8 +187,7 @@ class JobStore:
             **({"client": client} if client else {}),
             **({"callback_url": callback_url} if callback_url else {}),
         }
-        expire_at = int(now + self.ttl) + 1
-        self._remember_expiry(job_id, repr(meta["expires_at"]).encode())
+        expire_at = self._remember_expiry(job_id, meta["expires_at"])
         pipe = self.r.pipeline()
         pipe.hset(self.key(job_id, "job"), mapping=meta)
         pipe.expireat(self.key(job_id, "job"), expire_at)
@@ -225,25 +224,21 @@ class JobStore:
         known = self._expires.get(job_id)  # .get: another thread may clear the dict in between
         if known is not None:
             return known
-        return self._remember_expiry(job_id, self.r.hget(self.key(job_id, "job"), "expires_at"))
+        exp = self.r.hget(self.key(job_id, "job"), "expires_at")
+        return self._remember_expiry(job_id, float(exp) if exp else None)
 
-    def _remember_expiry(self, job_id: str, exp: bytes | None) -> int:
+    def _remember_expiry(self, job_id: str, expires_at: float | None) -> int:
         """A job's keys' expiry from its expires_at (fixed when it was created, so it is kept per process)."""
-        if not exp:
+        if expires_at is None:
             return int(time.time() + self.ttl)
         if len(self._expires) >= 1024:
             self._expires.clear()
-        self._expires[job_id] = at = int(float(exp)) + 1
+        self._expires[job_id] = at = int(expires_at) + 1
         return at
 
     # -- processing (worker) --------------------------------------------------------------------
     def chunk_inputs(self, job_id: str, chunk: int) -> dict[int, bytes]:
-        k = self.key(job_id, f"in:{chunk}")
-        try:
-            raw = self.r.get(k)
-        except redis.ResponseError:  # WRONGTYPE: a chunk stored by a web of before pack_inputs (a hash by index)
-            return {int(i): v for i, v in self.r.hgetall(k).items()}
-        return unpack_inputs(raw) if raw else {}
+        return self.begin_chunk(job_id, chunk)[2]
 
     def begin_chunk(self, job_id: str, chunk: int) -> tuple[str | None, bool, dict[int, bytes]]:
         """What a chunk task needs first, in one round trip: the job's status, whether it has started, and the
@@ -254,7 +249,7 @@ class JobStore:
         pipe.get(in_key)
         (status, started, exp), raw = pipe.execute(raise_on_error=False)
         if status is not None:
-            self._remember_expiry(job_id, exp)
+            self._remember_expiry(job_id, float(exp) if exp else None)
         if isinstance(raw, redis.ResponseError):  # WRONGTYPE: stored by a web of before pack_inputs
             inputs = {int(i): v for i, v in self.r.hgetall(in_key).items()}
         else:
@@ -304,6 +299,7 @@ class JobStore:
         if done_chunk is not None:
             in_key = self.key(job_id, f"in:{done_chunk}")
             if previews_are_inputs:
+                # EVAL, not a registered script: in a pipeline redis-py sends SCRIPT EXISTS first, a round trip more
                 pipe.eval(KEEP_SOURCES, 2, in_key, self.key(job_id, f"src:{done_chunk}"))
             else:
                 pipe.delete(in_key)
