@@ -281,7 +281,8 @@ class JobStore:
         expire_at = self._expire_at(job_id)
         pipe = self.r.pipeline(transaction=False)
         res_key, err_key, img_key = (self.key(job_id, p) for p in ("res", "err", "img"))
-        if previews:
+        keep_inputs = previews_are_inputs and done_chunk is not None  # the inputs stay, as src:{chunk}
+        if previews and not keep_inputs:
             pipe.hset(self.key(job_id, "prev"), mapping={str(i): b for i, b in previews.items()})
             pipe.expireat(self.key(job_id, "prev"), expire_at)
         if results:
@@ -298,7 +299,7 @@ class JobStore:
             pipe.expireat(k, expire_at)
         if done_chunk is not None:
             in_key = self.key(job_id, f"in:{done_chunk}")
-            if previews_are_inputs:
+            if keep_inputs:
                 # EVAL, not a registered script: in a pipeline redis-py sends SCRIPT EXISTS first, a round trip more
                 pipe.eval(KEEP_SOURCES, 2, in_key, self.key(job_id, f"src:{done_chunk}"))
             else:

@@ -74,8 +74,7 @@ def process_chunk(self, job_id: str, chunk: int) -> int:
     if s.status(job_id) == CANCELLED:
         return 0
     s.write_results(job_id, batch.results, batch.digits, done_chunk=chunk, worker=self.request.hostname,
-                    previews=None if batch.previews_are_inputs else batch.previews,
-                    previews_are_inputs=batch.previews_are_inputs)
+                    previews=batch.previews, previews_are_inputs=batch.previews_are_inputs)
     return len(inputs)
 
 
