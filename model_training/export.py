@@ -31,7 +31,7 @@ from digitflow.contract import (
     sha256_file,
 )
 from digitflow.labelled import real_sets
-from model_training import calibration, report
+from model_training import calibration, finetune, report
 from model_training.architectures import build, count_macs
 from model_training.data import load_mnist, load_test_split, stratified_split, to_model_input
 from model_training.distill import run_label, training_config
@@ -134,7 +134,7 @@ def export_run(
     real = {name: {**score(p, y_set, refused),
                    "confidence": calibration.confidence_summary(p[~refused], y_set[~refused]),
                    "uncalibrated": calibration.confidence_summary(raw[name][0][~refused], y_set[~refused]),
-                   **({} if name in unseen else {"trained_on": True})}
+                   **({} if name in unseen else _held_out_score(sets[name], run_summary, p, y_set, refused))}
             for name, (p, y_set, refused) in calibrated_probs.items()}
     calibrated = {"temperature": temperature, "fitted_on": fitted_on, "fitted_images": 0 if y_cal is None else len(y_cal),
                   "folded_into": "the last Dense layer (kernel and bias divided by the temperature)",
@@ -193,6 +193,16 @@ def _set_probs(model: keras.Model, path: Path) -> tuple[np.ndarray, np.ndarray, 
     """(probabilities, labels, refused) of a labelled set through the front end."""
     x, y, refused = set_digits(str(path))
     return np.asarray(model.predict(x, batch_size=1000, verbose=0)), y, refused
+
+
+def _held_out_score(path: Path, run: dict, probs: np.ndarray, labels: np.ndarray, refused: np.ndarray) -> dict:
+    """For a set the run was fine-tuned on: `trained_on`, and the score of the images it held out (the only
+    part of the set that still measures something the model did not learn by heart)."""
+    held = finetune.held_out_if_trained(path, run.get("labelled"), run["config"])
+    if held is None or not held.any():
+        return {"trained_on": True}
+    p, y, r = probs[held], labels[held], refused[held]
+    return {"trained_on": True, "held_out": {**score(p, y, r), "confidence": calibration.confidence_summary(p[~r], y[~r])}}
 
 
 def _real_accuracy(model: keras.Model, sets: dict[str, Path]) -> dict:
@@ -326,14 +336,29 @@ def _how_trained(teachers: int | None, ema: float | None, swa_from: str | None) 
 def _real_sets_md(card: dict) -> list[str]:
     if not card.get("real_sets"):
         return []
-    sets = ", ".join(f"{n} ({v['n']:,} images, {v['refused']} refused{', TRAINED ON' if v.get('trained_on') else ''})"
+    sets = ", ".join(f"{n} ({v['n']:,} images, {v['refused']} refused{_trained_note(v)})"
                      for n, v in card["real_sets"].items())
     return [
         f"Real labelled sets (by writers MNIST never saw; `../shared/data/real`): {sets}. Accuracy through the",
         "service's decoding and front end; a refused image counts as wrong. Only a set marked TRAINED ON was",
-        f"trained on; {card['calibration']['fitted_on'] or 'none'} fitted the temperature.",
+        "trained on; its column gives the images the fine-tuning held out (marked *held out*), the whole set's",
+        f"figure beside it; {card['calibration']['fitted_on'] or 'none'} fitted the temperature.",
         "",
     ]
+
+
+def _trained_note(v: dict) -> str:
+    if not v.get("trained_on"):
+        return ""
+    held = v.get("held_out")
+    return ", TRAINED ON" + (f" except {held['n']:,} held-out images" if held else ", none held out")
+
+
+def _real_cell(v: dict) -> str:
+    """The shipped model's figure on a real set: the held-out part where it was trained on the rest."""
+    if v.get("held_out"):
+        return f" **{v['held_out']['accuracy']:.4f}** *held out* ({v['accuracy']:.4f} all) |"
+    return f" **{v['accuracy']:.4f}**{' (trained on)' if v.get('trained_on') else ''} |"
 
 
 def _calibration_md(card: dict) -> list[str]:
@@ -341,7 +366,10 @@ def _calibration_md(card: dict) -> list[str]:
     if not cal or not cal.get("fitted_on"):
         return ["## Calibrated confidence", "", "Not calibrated: no validation data was given to `export`.", ""]
     rows = [("MNIST test", None, cal["mnist_test"])]
-    rows += [(n, v["uncalibrated"], v["confidence"]) for n, v in (card.get("real_sets") or {}).items()]
+    for n, v in (card.get("real_sets") or {}).items():
+        rows.append((n + (" (trained on)" if v.get("trained_on") else ""), v["uncalibrated"], v["confidence"]))
+        if v.get("held_out"):
+            rows.append((f"{n}, held-out images only", None, v["held_out"]["confidence"]))
     lines = [
         "## Calibrated confidence",
         "",
@@ -383,7 +411,7 @@ def _report_md(card: dict, metrics: dict) -> str:
         "| --- | --- | --- | --- | --- | --- | --- |" + " --- |" * len(sets),
         f"| **{card['architecture']}**{shipped_how} (shipped) | {card['parameters']:,} | {card['macs_per_image'] / 1e6:.1f} M | "
         f"{card['epochs']} | {card['validation_accuracy']:.4f} | **{card['test_accuracy']:.4f}** | {card['test_misclassified']} |"
-        + "".join(f" **{card['real_sets'][n]['accuracy']:.4f}** |" for n in sets),
+        + "".join(_real_cell(card["real_sets"][n]) for n in sets),
     ]
     for other in card.get("compared_with") or []:
         if other["architecture"] == "seed":

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from digitflow.contract import sha256_file
-from digitflow.labelled import read_labelled, to_digits
+from digitflow.labelled import LabelledSet, read_labelled, to_digits
 
 log = logging.getLogger("model_training")
 
@@ -61,6 +61,25 @@ def held_out_mask(labels: np.ndarray, writers: list[str] | None, share: float, s
         idx = np.flatnonzero(labels == digit)
         held[rng.permutation(idx)[: round(share * len(idx))]] = True
     return held
+
+
+def held_out_by(config: dict, labelled: LabelledSet) -> np.ndarray:
+    """The images of `labelled` that a fine-tuning run with this training config held out (never trained on).
+
+    The split is a function of the set and the config (holdout share, split seed, writer pattern), so an
+    export or a check can score a set the model was fine-tuned on by the part it did not see.
+    """
+    writers = writers_of(labelled.filenames, labelled.writers, config.get("writer_pattern"))
+    return held_out_mask(labelled.labels, writers, float(config.get("holdout") or 0.0), int(config["split_seed"]))
+
+
+def held_out_if_trained(path: str | Path, trained_sets: list[dict] | None, config: dict) -> np.ndarray | None:
+    """None if the set at `path` is not one the model was fine-tuned on (matched by SHA-256 against a
+    card's `labelled_sets` or a run summary's `labelled`); else the mask of the images it held out."""
+    digests = {d.get("sha256") for d in trained_sets or []} - {None}
+    if not Path(path).is_file() or sha256_file(Path(path)) not in digests:
+        return None
+    return held_out_by(config, read_labelled(path))
 
 
 def load_labelled(paths: list[str], share: float, seed: int, writer_pattern: str | None = None) -> LabelledData:

@@ -31,6 +31,7 @@ from digitflow import labelled  # noqa: E402
 from digitflow.imaging import to_png  # noqa: E402
 from digitflow.settings import get_settings  # noqa: E402
 from model_training.data import load_test_split  # noqa: E402
+from model_training.finetune import held_out_if_trained  # noqa: E402
 from worker.engine import Engine  # noqa: E402
 
 SEMEION_FIXTURE = ROOT / "tests" / "fixtures" / "semeion.zip"
@@ -141,8 +142,15 @@ def main() -> int:
         data, labels = read_labelled(path)
         r = score(engine, data, labels)
         figures["real"][name] = {k: r[k] for k in ("n", "accuracy", "refused", "ms")}
-        real_rows.append([name, str(r["n"]), f"**{pct(r['accuracy'])}**", str(r["refused"]),
+        held = held_out_if_trained(path, engine.card.get("labelled_sets"), engine.card.get("training_config") or {})
+        shown = name if held is None else f"{name} (the model was fine-tuned on all but the held-out images)"
+        real_rows.append([shown, str(r["n"]), f"**{pct(r['accuracy'])}**", str(r["refused"]),
                           *before_cells(base, "real", name), f"{r['ms']:.2f}"])
+        if held is not None:
+            right = np.isin(np.arange(len(labels)), r["wrong"], invert=True)
+            figures["real"][name]["held_out"] = {"n": int(held.sum()), "accuracy": float(right[held].mean())}
+            real_rows.append([f"{name}, held-out images only", str(int(held.sum())), f"**{pct(right[held].mean())}**",
+                              str(int(np.isin(np.flatnonzero(held), np.flatnonzero(r["pred"] == -1)).sum())), "", "", ""])
         if not name.startswith("cvl"):  # CVL's images are for research use: none in the repository's pictures
             failures += [(name, data[i], r["digits"][i], int(labels[i]), int(r["pred"][i])) for i in r["wrong"][:16]]
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from digitflow.contract import sha256_file
+from model_training import finetune
 from tests.conftest import write_mnist_dir
 
 pytestmark = pytest.mark.slow
@@ -299,7 +300,11 @@ def test_finetune_trains_on_a_labelled_set_split_by_writer_and_the_card_names_pa
     card = json.loads((models / "current" / "model_card.json").read_text())
     assert (models / "versions" / card["version"] / "report" / "README.md").is_file()
     assert card["parent"] == summary["init_from"] and card["labelled_sets"][0]["sha256"] == sha256_file(labelled)
-    assert card["real_sets"]["corrections"]["trained_on"] is True
+    corr = card["real_sets"]["corrections"]
+    assert corr["trained_on"] is True and corr["held_out"]["n"] == 40  # scored on the writer it never saw too
+    held = finetune.held_out_if_trained(labelled, card["labelled_sets"], card["training_config"])
+    assert held.sum() == 40 and len({f"w{i % 10}" for i in np.flatnonzero(held)}) == 1  # one whole writer
+    assert "*held out*" in (models / "current" / "report" / "README.md").read_text()
     assert card["wise_ft"]["share"] == wise["share"]
     assert card["calibration"]["fitted_on"] == "mnist_validation"  # never calibrated on what it learnt from
 
