@@ -9,8 +9,8 @@ from distortions import EMPTY_KINDS, KINDS, REAL_KINDS
 from robustness import SEMEION_FIXTURE, measure, read_labelled, refusals, score
 
 from digitflow.imaging import to_png
-from model_training.finetune import held_out_if_trained
 from digitflow.settings import get_settings
+from model_training.finetune import held_out_if_trained
 from worker.engine import Engine
 
 PER_KIND = 300
