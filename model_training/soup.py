@@ -64,6 +64,12 @@ def soup(data: Mnist, runs: list[Path], run_dir: Path, weights: list[float] | No
         w.writeheader()
         w.writerow({"epoch": 0, "accuracy": val_acc, "loss": val_loss, "val_accuracy": val_acc, "val_loss": val_loss})
     infos = [_info(r) for r in runs]
+    labelled = _labelled_sets(infos)
+    tuned = [c for c in configs if c.get("labelled")]
+    if tuned:  # the fine-tuned ingredients' split says which labelled images the soup never trained on
+        config.update({k: tuned[0].get(k) for k in ("labelled", "holdout", "replay", "writer_pattern")})
+        if len({_split(c) for c in tuned}) > 1:
+            config["holdout"] = 0.0  # they held out different images: none is held out from all of them
     summary = {
         "architecture": first["architecture"],
         "parameters": int(model.count_params()),
@@ -78,6 +84,7 @@ def soup(data: Mnist, runs: list[Path], run_dir: Path, weights: list[float] | No
         "teachers": [],
         "init_from": infos[0].get("init_from"),
         "soup": {"of": labels, "weights": [float(w) for w in share]},
+        **({"labelled": labelled} if labelled else {}),  # what any ingredient was fine-tuned on
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     log.info("soup of %s: validation accuracy %.4f, loss %.4f", ", ".join(labels), val_acc, val_loss)
@@ -100,6 +107,19 @@ def mixed_images(mnist: np.ndarray, lab: finetune.LabelledData, replay: float) -
     """MNIST images and the labelled training share in the proportion the fine-tuning replayed them."""
     n_mnist = min(len(mnist), max(1, round(replay * len(lab.y_train))))
     return np.concatenate([mnist[:n_mnist], to_model_input(lab.x_train)])
+
+
+def _labelled_sets(infos: list[dict]) -> list[dict]:
+    """The labelled sets any ingredient was fine-tuned on (a run's `labelled`, a card's `labelled_sets`), once each."""
+    seen: dict[str, dict] = {}
+    for info in infos:
+        for d in info.get("labelled") or info.get("labelled_sets") or []:
+            seen.setdefault(d.get("sha256") or d["name"], d)
+    return list(seen.values())
+
+
+def _split(config: dict) -> tuple:
+    return (tuple(config["labelled"]), config.get("holdout"), config["split_seed"], config.get("writer_pattern"))
 
 
 def _info(folder: Path) -> dict:

@@ -320,6 +320,12 @@ def test_finetune_trains_on_a_labelled_set_split_by_writer_and_the_card_names_pa
     assert len(plain) >= 2690 and len(mixed) == 360 * summary["config"]["replay"] + 360  # MNIST only: ~90% of 3000
     assert np.array_equal(mixed[: len(mixed) - 360], plain[: len(mixed) - 360])
     assert not np.array_equal(mixed[-360:], plain[-360:])
+    # the soup still says what it was fine-tuned on, and which writer stayed unseen
+    from model_training.soup import soup
+
+    souped = soup(mnist, [start, run], tmp_path / "soup")
+    assert souped["labelled"] == summary["labelled"]
+    assert finetune.held_out_if_trained(labelled, souped["labelled"], souped["config"]).sum() == 40
 
 
 def test_a_soup_averages_runs_from_one_start_and_exports(tmp_path, mnist_test):
