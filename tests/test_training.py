@@ -365,3 +365,17 @@ def test_wise_ft_keeps_the_best_held_out_share_within_the_mnist_floor():
     assert choose(rows, floor=0.999)["share"] == 0.5  # none within: the one that keeps MNIST best
     no_held_out = [{**r, "held_out": None} for r in rows]  # a set too small to hold any images out
     assert choose(no_held_out, floor=0.995)["share"] == 0.8  # the most fine-tuned share MNIST allows
+
+
+def test_the_report_gives_the_true_reason_a_compared_model_was_not_shipped():
+    from model_training.export import _why_not
+
+    card = {"validation_accuracy": 0.9968, "validation_loss": 0.015,
+            "real_sets": {"cvl_valid": {"accuracy": 0.968}, "semeion": {"accuracy": 0.974, "trained_on": True}}}
+    assert _why_not({"validation_accuracy": 0.9950}, card) == "lower validation accuracy"
+    assert _why_not({"validation_accuracy": 0.9968, "validation_loss": 0.02}, card).startswith("same validation")
+    # higher MNIST validation, but worse on the real writers the choice was made on (a trained-on set says nothing)
+    better_mnist = {"validation_accuracy": 0.9970, "real_sets": {"cvl_valid": 0.9553, "semeion": 0.9222}}
+    assert _why_not(better_mnist, card) == "not lower validation accuracy, lower cvl_valid accuracy"
+    other_rule = _why_not({"validation_accuracy": 0.9970, "real_sets": {"cvl_valid": 0.97}}, card)
+    assert other_rule == "not lower validation accuracy; chosen by another rule"
