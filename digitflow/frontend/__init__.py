@@ -1,7 +1,7 @@
 """The front end: any grey image -> the 28x28 digit the model sees (OpenCV and NumPy; no framework).
 
-reduce -> polarity -> flatten the light -> Otsu ink mask -> printed lines removed -> only the digit's
-pieces kept -> fitted as MNIST (20x20 box, aspect kept, centred by mass in 28x28). One copy, shared by
+reduce -> polarity -> flatten the light -> Otsu ink mask -> printed lines removed -> faint pixels within a
+stroke width rejoin the strokes -> only the digit's pieces kept -> fitted as MNIST (20x20 box, aspect kept, centred by mass in 28x28). One copy, shared by
 the web, the workers, the CLI, training and the tests.
 """
 
@@ -10,12 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from digitflow.frontend.errors import NoDigitFound
-from digitflow.frontend.fitting import BOX, CENTRE, SIZE, fit
+from digitflow.frontend.fitting import BOX, CENTRE, SIZE, fit, mean_stroke_width
 from digitflow.frontend.ink import light_ink, reduce, relative, separate, stands_out, to_uint8
 from digitflow.frontend.lines import remove_lines
 from digitflow.frontend.pieces import keep_digit
 
 __all__ = ["to_digit", "is_model_format"]
+REACH = 1.0  # faint pixels rejoin a stroke only this many stroke widths from its solid ink
 
 
 def is_model_format(ink_high: np.ndarray) -> bool:
@@ -56,7 +57,7 @@ def to_digit(grey: np.ndarray, ink_high: bool | None = None) -> np.ndarray:
     mask, lines = remove_lines(ink.mask, ink.faint)
     if not mask.any():
         raise NoDigitFound("no digit found: the image has only printed lines")
-    mask = keep_digit(ink.grow(mask, within=~lines))
+    mask = keep_digit(ink.grow(mask, within=~lines, reach=max(2, round(REACH * mean_stroke_width(mask)))))
     if not mask.any():
         raise NoDigitFound("no digit found: the image has only specks")
     out = fit(ink.soft(mask))
