@@ -1,8 +1,8 @@
 """The front end: any grey image -> the 28x28 digit the model sees (OpenCV and NumPy; no framework).
 
 reduce -> polarity -> flatten the light -> Otsu ink mask -> printed lines removed -> faint pixels within a
-stroke width rejoin the strokes -> only the digit's pieces kept -> fitted as MNIST (20x20 box, aspect kept, centred by mass in 28x28). One copy, shared by
-the web, the workers, the CLI, training and the tests.
+stroke width rejoin the strokes -> only the digit's pieces kept -> fitted as MNIST (20x20 box, aspect kept,
+centred by mass in 28x28). One copy, shared by the web, the workers, the CLI, training and the tests.
 """
 
 from __future__ import annotations
