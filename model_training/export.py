@@ -213,8 +213,11 @@ def _real_accuracy(model: keras.Model, sets: dict[str, Path], trained: list[dict
         x, y, refused = set_digits(str(path))
         held = finetune.held_out_if_trained(path, trained, config or {}) if trained else None
         if held is not None:
-            x, y, refused = x[held], y[held], refused[held]
             held_names.append(name)
+            if not held.any():  # trained on all of it: nothing left that measures unseen writing
+                accuracy[name] = None
+                continue
+            x, y, refused = x[held], y[held], refused[held]
         accuracy[name] = round(score(np.asarray(model.predict(x, batch_size=1000, verbose=0)), y, refused)["accuracy"], 6)
     return {"real_sets": accuracy, "held_out_sets": held_names}
 
@@ -337,8 +340,9 @@ def _why_not(other: dict, card: dict) -> str:
         return "same validation accuracy, higher validation loss"
     if round(other["validation_accuracy"], 4) < round(card["validation_accuracy"], 4):
         return "lower validation accuracy"
+    theirs = other.get("real_sets") or {}
     lower = [n for n, v in (card.get("real_sets") or {}).items()
-             if not v.get("trained_on") and (other.get("real_sets") or {}).get(n, 1.0) < v["accuracy"]]
+             if not v.get("trained_on") and theirs.get(n) is not None and theirs[n] < v["accuracy"]]
     if lower:  # chosen on real writers: say so instead of claiming a lower validation figure
         return f"not lower validation accuracy, lower {' and '.join(lower)} accuracy"
     return "not lower validation accuracy; chosen by another rule"
