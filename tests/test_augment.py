@@ -55,7 +55,7 @@ def test_each_augmentation_changes_images_but_keeps_the_digit(engine, sample, se
     changed = np.abs(varied - plain).reshape(len(x), -1).max(axis=1) > 0.2
     touched = (y == 1) | (y == 7) if "styles" in setting else np.ones(len(y), bool)
     assert changed[touched].mean() > 0.8
-    # the shipped model (trained without these) still reads nearly all of them: the label holds
+    # the shipped model still reads nearly all of them: the label holds
     assert (_read(engine, varied) == y).mean() > 0.93
 
 
