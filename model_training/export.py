@@ -30,7 +30,7 @@ from digitflow.contract import (
     resolve_model_dir,
     sha256_file,
 )
-from digitflow.labelled import real_sets
+from digitflow.labelled import read_labelled, real_sets
 from model_training import calibration, finetune, report
 from model_training.architectures import build, count_macs
 from model_training.data import load_mnist, load_test_split, stratified_split, to_model_input
@@ -198,8 +198,8 @@ def _set_probs(model: keras.Model, path: Path) -> tuple[np.ndarray, np.ndarray, 
 def _held_out_score(path: Path, run: dict, probs: np.ndarray, labels: np.ndarray, refused: np.ndarray) -> dict:
     """For a set the run was fine-tuned on: `trained_on`, and the score of the images it held out (the only
     part of the set that still measures something the model did not learn by heart)."""
-    held = finetune.held_out_if_trained(path, run.get("labelled"), run["config"])
-    if held is None or not held.any():
+    held = finetune.held_out_by(run["config"], read_labelled(path))
+    if not held.any():
         return {"trained_on": True}
     p, y, r = probs[held], labels[held], refused[held]
     return {"trained_on": True, "held_out": {**score(p, y, r), "confidence": calibration.confidence_summary(p[~r], y[~r])}}
@@ -211,7 +211,7 @@ def _real_accuracy(model: keras.Model, sets: dict[str, Path], trained: list[dict
     accuracy, held_names = {}, []
     for name, path in sets.items():
         x, y, refused = set_digits(str(path))
-        held = finetune.held_out_if_trained(path, trained, config or {}) if trained else None
+        held = finetune.held_out_if_trained(path, trained, config or {})
         if held is not None:
             held_names.append(name)
             if not held.any():  # trained on all of it: nothing left that measures unseen writing

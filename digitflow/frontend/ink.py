@@ -33,13 +33,12 @@ class Ink:
     strong: float  # the level of solid ink (90th percentile of the ink class)
     noise: float  # robust standard deviation of the paper's level
 
-    def grow(self, keep: np.ndarray, within: np.ndarray, reach: int | None = None) -> np.ndarray:
-        """Hysteresis: `keep` plus the faint pixels (inside `within`) connected to it, so that faint parts
-        of a stroke rejoin it; with `reach`, only those within that many pixels of `keep` (a faint network
-        that runs on far from the ink, such as the unprinted rest of a grid, is paper, not stroke)."""
-        if reach is not None:
-            size = 2 * reach + 1
-            within = within & cv2.dilate(keep.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))).astype(bool)
+    def grow(self, keep: np.ndarray, within: np.ndarray, reach: int) -> np.ndarray:
+        """Hysteresis: `keep` plus the faint pixels (inside `within`, at most `reach` pixels from `keep`)
+        connected to it, so that faint parts of a stroke rejoin it; a faint network that runs on far from
+        the ink, such as the unfound rest of a grid, is paper, not stroke."""
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+        within = within & cv2.dilate(keep.astype(np.uint8), disc).astype(bool)
         _, labels = cv2.connectedComponents(((self.faint & within) | keep).astype(np.uint8), connectivity=8)
         return labels_in(labels, np.unique(labels[keep]))
 
