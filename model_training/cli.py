@@ -93,13 +93,16 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from model_training import distill
     from model_training.train import TrainConfig, train
 
+    if args.repeat < 1:
+        raise SystemExit(f"--repeat must be at least 1, got {args.repeat}")
     run_dir = _run_dir(args)
     start = distill.training_config(args.start)  # the start's architecture and validation split
     cfg = TrainConfig(
         architecture=start["architecture"], val_size=start["val_size"], split_seed=start["split_seed"],
         batch_size=start["batch_size"], init_from=args.start, labelled=args.labelled, epochs=args.epochs,
         learning_rate=args.learning_rate, min_learning_rate=min(1e-5, args.learning_rate), patience=args.epochs + 1,
-        seed=args.seed, holdout=args.holdout, replay=args.replay, writer_pattern=args.writer_pattern,
+        seed=args.seed, holdout=args.holdout, replay=args.replay, repeat=args.repeat,
+        writer_pattern=args.writer_pattern,
         monitor=args.monitor, train_limit=args.limit, ema=args.ema, **_augmentation_config(args),
     )
     if args.distill:  # the starting model's softened answers join the replayed MNIST images' targets
@@ -231,7 +234,11 @@ def parser() -> argparse.ArgumentParser:
                    help="share of the labelled images held out to validate (whole writers where the set names them)")
     f.add_argument("--writer-pattern", default=None, metavar="REGEX",
                    help="group 1 of this regex on a file name names its writer (sets without a writer column)")
-    f.add_argument("--replay", type=float, default=2.0, help="MNIST training images replayed per labelled image")
+    f.add_argument("--replay", type=float, default=2.0,
+                   help="MNIST training images replayed per labelled image (per view with --repeat; at most all of them)")
+    f.add_argument("--repeat", type=int, default=1, metavar="K",
+                   help="show each labelled training image K times an epoch, freshly augmented each time (a small "
+                        "set beside all of MNIST: --replay high enough to replay every MNIST training image)")
     f.add_argument("--distill", type=float, default=0.0, metavar="WEIGHT",
                    help="mix the starting model's softened probabilities into the replayed MNIST images' "
                         "targets with this weight (below 0.5; 0: off): it keeps what the start knew about MNIST")

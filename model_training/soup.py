@@ -67,7 +67,7 @@ def soup(data: Mnist, runs: list[Path], run_dir: Path, weights: list[float] | No
     labelled = _labelled_sets(infos)
     tuned = [c for c in configs if c.get("labelled")]
     if tuned:  # the fine-tuned ingredients' split says which labelled images the soup never trained on
-        config.update({k: tuned[0].get(k) for k in ("labelled", "holdout", "replay", "writer_pattern")})
+        config.update({k: tuned[0].get(k) for k in ("labelled", "holdout", "replay", "repeat", "writer_pattern")})
         if len({_split(c) for c in tuned}) > 1:
             config["holdout"] = 0.0  # they held out different images: none is held out from all of them
     summary = {
@@ -100,13 +100,14 @@ def bn_images(data: Mnist, cfg: TrainConfig, configs: list[dict]) -> np.ndarray:
     if tuned is None:
         return images
     lab = finetune.load_labelled(tuned["labelled"], tuned["holdout"], tuned["split_seed"], tuned.get("writer_pattern"))
-    return mixed_images(images, lab, tuned.get("replay", 1.0))
+    return mixed_images(images, lab, tuned.get("replay", 1.0), tuned.get("repeat", 1))
 
 
-def mixed_images(mnist: np.ndarray, lab: finetune.LabelledData, replay: float) -> np.ndarray:
-    """MNIST images and the labelled training share in the proportion the fine-tuning replayed them."""
-    n_mnist = min(len(mnist), max(1, round(replay * len(lab.y_train))))
-    return np.concatenate([mnist[:n_mnist], to_model_input(lab.x_train)])
+def mixed_images(mnist: np.ndarray, lab: finetune.LabelledData, replay: float, repeat: int = 1) -> np.ndarray:
+    """MNIST images and the labelled training share in the proportion the fine-tuning replayed them
+    (each labelled image `repeat` times, `replay` MNIST images per view)."""
+    n_mnist = min(len(mnist), max(1, round(replay * repeat * len(lab.y_train))))
+    return np.concatenate([mnist[:n_mnist], np.tile(to_model_input(lab.x_train), (repeat, 1, 1, 1))])
 
 
 def _labelled_sets(infos: list[dict]) -> list[dict]:

@@ -53,7 +53,8 @@ class TrainConfig:
     monitor: list[str] = field(default_factory=list)  # labelled sets whose accuracy is logged every epoch
     labelled: list[str] = field(default_factory=list)  # labelled sets trained on (fine-tuning; finetune.py)
     holdout: float = 0.2  # share of the labelled images (whole writers where known) held out to validate
-    replay: float = 1.0  # MNIST training images replayed per labelled image
+    replay: float = 1.0  # MNIST training images replayed per labelled image (per view, with repeat)
+    repeat: int = 1  # each labelled training image appears this many times an epoch (augmented afresh)
     writer_pattern: str | None = None  # regex whose group 1 names the writer in a labelled file name
     train_limit: int | None = None  # use only the first N training images (smoke tests)
     teachers: list[str] = field(default_factory=list)  # distil from these runs/model folders (distill.py)
@@ -163,16 +164,17 @@ def datasets(data: Mnist, cfg: TrainConfig):
     train_idx, val_idx = split_indices(data.y_train, cfg)
     lab = finetune.load_labelled(cfg.labelled, cfg.holdout, cfg.split_seed, cfg.writer_pattern) if cfg.labelled else None
     if lab is not None:
-        train_idx = finetune.replay_sample(train_idx, len(lab.y_train), cfg.replay, cfg.seed)
+        train_idx = finetune.replay_sample(train_idx, cfg.repeat * len(lab.y_train), cfg.replay, cfg.seed)
     digits = serving_digits(data.x_train[np.concatenate([train_idx, val_idx])])
     x_train, x_val = digits[: len(train_idx)], digits[len(train_idx) :]
     y_train, y_val = data.y_train[train_idx].astype(np.int64), data.y_train[val_idx].astype(np.int64)
     targets = training_targets(to_model_input(x_train), y_train, cfg)
     if lab is not None:  # teachers (the start, in fine-tuning) soften only MNIST's targets: on the new
         # writers the start is what is being corrected
-        x_train, y_train = np.concatenate([x_train, lab.x_train]), np.concatenate([y_train, lab.y_train])
+        x_lab, y_lab = np.tile(lab.x_train, (cfg.repeat, 1, 1)), np.tile(lab.y_train, cfg.repeat)
+        x_train, y_train = np.concatenate([x_train, x_lab]), np.concatenate([y_train, y_lab])
         x_val, y_val = np.concatenate([x_val, lab.x_held]), np.concatenate([y_val, lab.y_held])
-        targets = np.concatenate([targets, one_hot(lab.y_train)])
+        targets = np.concatenate([targets, one_hot(y_lab)])
     train = AugmentedBatches(x_train, y_train, targets, cfg)
     train.labelled = lab.sets if lab is not None else []
     train.held_out = {"held_out": (to_model_input(lab.x_held), lab.y_held, np.zeros(len(lab.y_held), bool)),

@@ -40,7 +40,7 @@ def _val_sets(data: Mnist, cfg: TrainConfig) -> tuple[tuple[np.ndarray, np.ndarr
 
 def bn_sample(data: Mnist, cfg: TrainConfig, lab: finetune.LabelledData) -> np.ndarray:
     """A seeded sample of the fine-tuning's mix (soup.mixed_images): what each mix's batch norm is computed on."""
-    bn = mixed_images(_bn_images(data, cfg), lab, cfg.replay)
+    bn = mixed_images(_bn_images(data, cfg), lab, cfg.replay, cfg.repeat)
     return bn[np.random.default_rng(cfg.seed).permutation(len(bn))[:BN_SAMPLE]]  # plenty for per-channel statistics
 
 

@@ -328,6 +328,41 @@ def test_finetune_trains_on_a_labelled_set_split_by_writer_and_the_card_names_pa
     assert finetune.held_out_if_trained(labelled, souped["labelled"], souped["config"]).sum() == 40
 
 
+def test_repeat_shows_each_labelled_image_k_times_beside_up_to_all_of_mnist(tmp_path, mnist_test):
+    import zipfile
+
+    from digitflow.imaging import to_png
+    from model_training.data import Mnist, to_model_input
+    from model_training.soup import mixed_images
+    from model_training.train import TrainConfig, datasets, split_indices
+
+    x, y = mnist_test
+    labelled = tmp_path / "small.zip"
+    with zipfile.ZipFile(labelled, "w") as z:
+        z.writestr("labels.csv", "filename,label\n" + "".join(f"d{i}.png,{y[i]}\n" for i in range(5000, 5100)))
+        for i in range(5000, 5100):
+            z.writestr(f"d{i}.png", to_png(255 - x[i]))
+    mnist = Mnist(x[:3000], y[:3000], x[9000:], y[9000:])
+    n_train, n_val_mnist = (len(i) for i in split_indices(mnist.y_train, TrainConfig()))  # about 2,700 and 300
+    base = dict(architecture="tiny", labelled=[str(labelled)], holdout=0.2)
+    lab = finetune.load_labelled([str(labelled)], 0.2, TrainConfig().split_seed, None)
+    n, held = len(lab.y_train), len(lab.y_held)
+    assert n + held == 100 and 15 <= held <= 25
+    once, _, n_once, _ = datasets(mnist, TrainConfig(**base, replay=2))
+    thrice, _, n_thrice, n_val = datasets(mnist, TrainConfig(**base, replay=2, repeat=3))
+    assert n_once == n * 2 + n and n_thrice == n * 3 * 2 + n * 3  # replay counts per view
+    assert n_val == n_val_mnist + held  # held-out images are never repeated
+    views = thrice.digits[-3 * n:]
+    assert np.array_equal(views[:n], views[n : 2 * n]) and np.array_equal(views[:n], views[2 * n :])
+    assert np.array_equal(views[:n], once.digits[-n:])
+    _, _, n_all, _ = datasets(mnist, TrainConfig(**base, replay=100, repeat=3))
+    assert n_all == n_train + 3 * n  # every MNIST training image once, no more
+    # batch norm of a soup or WiSE-FT mix sees the same proportion
+    images = to_model_input(x[:2700])
+    assert len(mixed_images(images, lab, 2, 3)) == 6 * n + 3 * n
+    assert len(mixed_images(images, lab, 100, 3)) == 2700 + 3 * n
+
+
 def test_a_soup_averages_runs_from_one_start_and_exports(tmp_path, mnist_test):
     import keras
 
