@@ -288,6 +288,21 @@ def test_finetune_trains_on_a_labelled_set_split_by_writer_and_the_card_names_pa
     assert chosen == (max(ok, key=lambda r: (r["held_out"], r["share"])) if ok else
                       max(wise["shares"], key=lambda r: (r["mnist_val"], r["share"])))
 
+    # the selection table scores the set it was fine-tuned on by the writer it held out, and never the test split
+    table = subprocess.run([sys.executable, str(Path(__file__).resolve().parent.parent / "scripts" / "candidates.py"),
+                            str(start), str(run), "--set", str(labelled), "--data-dir", str(data), "--allow-subset"],
+                           capture_output=True, text=True, timeout=300)
+    assert table.returncode == 0, table.stdout + table.stderr
+    rows = [r for r in table.stdout.splitlines() if r.startswith(f"| {start.as_posix()} |") or
+            r.startswith(f"| {run.as_posix()} |")]
+    assert len(rows) == 2 and "(held out)" in rows[1] and "(held out)" not in rows[0]
+    from model_training.train import split_indices
+
+    n_val = len(split_indices(y[:3000], TrainConfig())[1])
+    for r in rows:
+        errors, of, total = r.split(" | ")[1].split()
+        assert of == "of" and int(total) == n_val and 0 <= int(errors) <= n_val
+
     real = tmp_path / "real"
     real.mkdir()
     (real / "corrections.zip").write_bytes(labelled.read_bytes())
