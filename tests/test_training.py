@@ -378,6 +378,14 @@ def test_repeat_shows_each_labelled_image_k_times_beside_up_to_all_of_mnist(tmp_
     assert len(mixed_images(images, lab, 100, 3)) == 2700 + 3 * n
 
 
+def test_finetune_refuses_a_repeat_below_one_before_any_work(tmp_path):
+    ft = subprocess.run([sys.executable, "-m", "model_training", "finetune", str(tmp_path / "nothing"), "--labelled",
+                         str(FIXTURES / "semeion.zip"), "--repeat", "0", "--runs-dir", str(tmp_path / "runs")],
+                        capture_output=True, text=True, timeout=120)
+    assert ft.returncode != 0 and "--repeat must be at least 1, got 0" in ft.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_soup_averages_runs_from_one_start_and_exports(tmp_path, mnist_test):
     import keras
 
