@@ -10,7 +10,6 @@ Prints a Markdown table (one row per folder, in the order given); choose by a ru
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -23,17 +22,14 @@ from model_training import distill, finetune  # noqa: E402
 from model_training.calibration import confidence_summary  # noqa: E402
 from model_training.data import load_mnist, to_model_input  # noqa: E402
 from model_training.scoring import load_model, set_digits  # noqa: E402
+from model_training.soup import _info as soup_info  # noqa: E402
 from model_training.train import TrainConfig, serving_digits, split_indices  # noqa: E402
 
 
 def labelled_of(folder: Path) -> tuple[list[dict], dict]:
     """The labelled sets a run or model folder was fine-tuned on, and the config that split them."""
-    for name in ("summary.json", "model_card.json"):
-        if (folder / name).exists():
-            info = json.loads((folder / name).read_text())
-            return info.get("labelled") or info.get("labelled_sets") or [], info.get("config") or info.get(
-                "training_config") or {}
-    return [], {}
+    info = soup_info(folder)  # a run's summary or a model's card
+    return info.get("labelled") or info.get("labelled_sets") or [], distill.training_config(folder)
 
 
 def row(folder: Path, mnist_val: tuple[np.ndarray, np.ndarray], sets: list[str]) -> list[str]:
