@@ -18,6 +18,9 @@ def _setup_logging(log_file: Path | None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", handlers=handlers, force=True)
 
 
+# `replay` (MNIST digits per labelled view) large enough that replay_sample keeps every MNIST training digit
+ALL_OF_MNIST = 60_000.0
+
 def _default_real_dir() -> str | None:
     from digitflow.labelled import default_real_dir
 
@@ -63,6 +66,8 @@ def _augmentation_config(args: argparse.Namespace) -> dict:
 def cmd_train(args: argparse.Namespace) -> int:
     from model_training.train import TrainConfig, train
 
+    if args.repeat < 1:
+        raise SystemExit(f"--repeat must be at least 1, got {args.repeat}")
     run_dir = _run_dir(args)
     cfg = TrainConfig(
         architecture=args.architecture,
@@ -82,6 +87,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         distill_weight=args.distill_weight,
         temperature=args.temperature,
         ema=args.ema,
+        # labelled sets join every MNIST training digit (replay capped at all of them), each image `repeat` times
+        labelled=args.labelled, holdout=args.holdout, repeat=args.repeat, replay=ALL_OF_MNIST,
+        writer_pattern=args.writer_pattern,
     )
     data = _mnist(args)
     train(data, cfg, run_dir)
@@ -211,6 +219,13 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (validation accuracy)")
     t.add_argument("--patience-from", type=int, default=0, metavar="EPOCH",
                    help="early stopping counts only epochs after this one (a cosine schedule improves late)")
+    t.add_argument("--labelled", action="append", default=[], metavar="SET",
+                   help="labelled set (ZIP or folder) trained on beside all of MNIST's training digits (repeatable)")
+    t.add_argument("--holdout", type=float, default=0.25,
+                   help="share of the labelled images held out to validate (whole writers where known)")
+    t.add_argument("--repeat", type=int, default=1, metavar="K", help="each labelled training image K times an epoch")
+    t.add_argument("--writer-pattern", default=None, metavar="REGEX",
+                   help="group 1 names the writer in a labelled file name (hold out whole writers)")
     t.add_argument("--teacher", action="append", default=[], metavar="FOLDER",
                    help="distil from this run folder or model folder (repeat for an ensemble; same validation split)")
     t.add_argument("--distill-weight", type=float, default=0.4, help="share of the teachers' soft target, below 0.5")

@@ -378,8 +378,34 @@ def test_repeat_shows_each_labelled_image_k_times_beside_up_to_all_of_mnist(tmp_
     assert len(mixed_images(images, lab, 100, 3)) == 2700 + 3 * n
 
 
-def test_finetune_refuses_a_repeat_below_one_before_any_work(tmp_path):
-    ft = subprocess.run([sys.executable, "-m", "model_training", "finetune", str(tmp_path / "nothing"), "--labelled",
+def test_train_from_scratch_mixes_a_labelled_set_beside_every_mnist_digit(tmp_path, mnist_test):
+    x, y = mnist_test
+    data = write_mnist_dir(tmp_path / "mnist", x, y, train=3000)
+    runs = tmp_path / "runs"
+    semeion = FIXTURES / "semeion.zip"
+    tr = subprocess.run([sys.executable, "-m", "model_training", "train", "--architecture", "tiny", "--epochs", "1",
+                         "--labelled", str(semeion), "--holdout", "0.25", "--repeat", "2", "--data-dir", str(data),
+                         "--allow-subset", "--threads", "1", "--runs-dir", str(runs)],
+                        capture_output=True, text=True, timeout=300)
+    assert tr.returncode == 0, tr.stdout + tr.stderr
+    run = next(runs.iterdir())
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["init_from"] is None and summary["config"]["repeat"] == 2
+    (info,) = summary["labelled"]
+    assert info["sha256"] == sha256_file(semeion) and (info["train"], info["held_out"]) == (1194, 399)
+    # every MNIST training digit (about 2,700 of the 3,000; the rest validate) + each Semeion training digit
+    # twice; the held-out Semeion digits join validation, once each
+    from model_training.train import TrainConfig, split_indices
+
+    n_train, n_val = (len(i) for i in split_indices(y[:3000], TrainConfig()))
+    assert f"on {n_train + 2 * 1194} images, validating on {n_val + 399}" in (run / "train.log").read_text()
+    assert "held_out_accuracy" in (run / "history.csv").read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize("command", ["finetune", "train"])
+def test_a_repeat_below_one_is_refused_before_any_work(tmp_path, command):
+    start = [str(tmp_path / "nothing")] if command == "finetune" else []
+    ft = subprocess.run([sys.executable, "-m", "model_training", command, *start, "--labelled",
                          str(FIXTURES / "semeion.zip"), "--repeat", "0", "--runs-dir", str(tmp_path / "runs")],
                         capture_output=True, text=True, timeout=120)
     assert ft.returncode != 0 and "--repeat must be at least 1, got 0" in ft.stderr
