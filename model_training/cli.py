@@ -203,7 +203,7 @@ def parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train an architecture into runs/<timestamp>/ (resumable)")
     t.add_argument("--data-dir", default=_default_data_dir(), help="folder of the four MNIST IDX files (env MNIST_DIR); none: keras.datasets")
-    t.add_argument("--architecture", default="compact", help="compact (default), seed or tiny")
+    t.add_argument("--architecture", default="compact", help="compact (default), wide, seed or tiny")
     t.add_argument("--epochs", type=int, default=30)
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--learning-rate", type=float, default=1e-3, help="peak of the cosine schedule")

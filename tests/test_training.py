@@ -463,3 +463,13 @@ def test_the_report_gives_the_true_reason_a_compared_model_was_not_shipped():
     assert _why_not(better_mnist, card) == "not lower validation accuracy, lower cvl_valid accuracy"
     other_rule = _why_not({"validation_accuracy": 0.9970, "real_sets": {"cvl_valid": 0.97}}, card)
     assert other_rule == "not lower validation accuracy; chosen by another rule"
+
+
+@pytest.mark.parametrize("name", ["compact", "wide"])
+def test_a_serving_architecture_fits_the_mac_budget_and_answers_ten_probabilities(name):
+    from model_training.architectures import build, count_macs
+
+    model = build(name)
+    assert count_macs(model) <= 12_000_000  # the serving budget (issue 14): per image, convolutions and dense
+    probs = np.asarray(model(np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32), training=False))
+    assert probs.shape == (3, 10) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
