@@ -21,6 +21,7 @@ def _setup_logging(log_file: Path | None) -> None:
 # `replay` (MNIST digits per labelled view) large enough that replay_sample keeps every MNIST training digit
 ALL_OF_MNIST = 60_000.0
 
+
 def _default_real_dir() -> str | None:
     from digitflow.labelled import default_real_dir
 
@@ -63,11 +64,16 @@ def _augmentation_config(args: argparse.Namespace) -> dict:
             "flag_angle": tuple(args.flag_angle), "flag_length": tuple(args.flag_length)}
 
 
+def _check_repeat(args: argparse.Namespace) -> None:
+    """Refuse --repeat below 1 before any work (train and finetune)."""
+    if args.repeat < 1:
+        raise SystemExit(f"--repeat must be at least 1, got {args.repeat}")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from model_training.train import TrainConfig, train
 
-    if args.repeat < 1:
-        raise SystemExit(f"--repeat must be at least 1, got {args.repeat}")
+    _check_repeat(args)
     run_dir = _run_dir(args)
     cfg = TrainConfig(
         architecture=args.architecture,
@@ -101,8 +107,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from model_training import distill
     from model_training.train import TrainConfig, train
 
-    if args.repeat < 1:
-        raise SystemExit(f"--repeat must be at least 1, got {args.repeat}")
+    _check_repeat(args)
     run_dir = _run_dir(args)
     start = distill.training_config(args.start)  # the start's architecture and validation split
     cfg = TrainConfig(
