@@ -56,6 +56,14 @@ def _augmentation_args(p: argparse.ArgumentParser, **defaults: float) -> None:
                    help="a style-variant 1's flag: share of the digit's height")
 
 
+def _holdout_args(p: argparse.ArgumentParser, holdout: float) -> None:
+    """How train and finetune split labelled sets for validation."""
+    p.add_argument("--holdout", type=float, default=holdout,
+                   help="share of the labelled images held out to validate (whole writers where the set names them)")
+    p.add_argument("--writer-pattern", default=None, metavar="REGEX",
+                   help="group 1 of this regex on a file name names its writer (sets without a writer column)")
+
+
 def _augmentation_config(args: argparse.Namespace) -> dict:
     """TrainConfig's augmentation fields from the flags of _augmentation_args."""
     return {"rotation_degrees": args.rotation, "zoom": args.zoom, "shift": args.shift, "shear": args.shear,
@@ -226,11 +234,8 @@ def parser() -> argparse.ArgumentParser:
                    help="early stopping counts only epochs after this one (a cosine schedule improves late)")
     t.add_argument("--labelled", action="append", default=[], metavar="SET",
                    help="labelled set (ZIP or folder) trained on beside all of MNIST's training digits (repeatable)")
-    t.add_argument("--holdout", type=float, default=0.25,
-                   help="share of the labelled images held out to validate (whole writers where known)")
+    _holdout_args(t, holdout=0.25)
     t.add_argument("--repeat", type=int, default=1, metavar="K", help="each labelled training image K times an epoch")
-    t.add_argument("--writer-pattern", default=None, metavar="REGEX",
-                   help="group 1 names the writer in a labelled file name (hold out whole writers)")
     t.add_argument("--teacher", action="append", default=[], metavar="FOLDER",
                    help="distil from this run folder or model folder (repeat for an ensemble; same validation split)")
     t.add_argument("--distill-weight", type=float, default=0.4, help="share of the teachers' soft target, below 0.5")
@@ -250,10 +255,7 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--data-dir", default=_default_data_dir(), help="folder of the four MNIST IDX files (env MNIST_DIR)")
     f.add_argument("--epochs", type=int, default=4)
     f.add_argument("--learning-rate", type=float, default=3e-4, help="peak of the cosine schedule (low: keep MNIST)")
-    f.add_argument("--holdout", type=float, default=0.1,
-                   help="share of the labelled images held out to validate (whole writers where the set names them)")
-    f.add_argument("--writer-pattern", default=None, metavar="REGEX",
-                   help="group 1 of this regex on a file name names its writer (sets without a writer column)")
+    _holdout_args(f, holdout=0.1)
     f.add_argument("--replay", type=float, default=2.0,
                    help="MNIST training images replayed per labelled image (per view with --repeat; at most all of them)")
     f.add_argument("--repeat", type=int, default=1, metavar="K",
