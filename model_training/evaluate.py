@@ -31,12 +31,12 @@ def onnx_throughput(onnx_path: Path, batch: int = 256, threads: int = 0, seconds
     return batch / float(np.median(times))
 
 
-def seed_onnx(path: Path) -> Path:
-    """The seed architecture, untrained, as ONNX (speed does not depend on the weights)."""
+def untrained_onnx(path: Path, architecture: str = "seed") -> Path:
+    """An architecture (by default the seed design), untrained, as ONNX (speed does not depend on the weights)."""
     from model_training.architectures import build
     from model_training.export import to_onnx
 
-    to_onnx(build("seed"), path)
+    to_onnx(build(architecture), path)
     return path
 
 
@@ -56,7 +56,7 @@ def evaluate_shipped(model_dir: Path, data_dir: str | None) -> int:
           f"({int((probs.argmax(1) != y).sum())} misclassified); card says {card['test_accuracy']:.4f}")
     ours = onnx_throughput(model_dir / ONNX_FILE)
     with tempfile.TemporaryDirectory() as tmp:
-        seed = onnx_throughput(seed_onnx(Path(tmp) / "seed.onnx"))
+        seed = onnx_throughput(untrained_onnx(Path(tmp) / "seed.onnx"))
     print("ONNX Runtime, batch 256, all cores:")
     print(f"  {card['architecture']:<8} {card['macs_per_image'] / 1e6:5.1f} M MAC  {ours:8.0f} images/s")
     print(f"  {'seed':<8} {29.7:5.1f} M MAC  {seed:8.0f} images/s   (ratio {ours / seed:.2f}x)")

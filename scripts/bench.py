@@ -13,7 +13,7 @@ Usage (from the repository root, with the service's virtual environment):
     .venv/bin/python scripts/bench.py --profile runs/profile  # also py-spy the web and the workers
 
 Sections (--sections, comma separated; default all):
-  engine     the shipped model in-process, ONNX Runtime and Keras, batch 1/32/256; the seed architecture beside it
+  engine     the shipped model in-process, ONNX Runtime and Keras, batch 1/32/256; the seed and wide architectures beside it
   frontend   decode + front end alone, CPU per image, one process: 28x28 MNIST PNGs, 28x28 and 16x16 scans, a 12 MP JPEG photo
   pipeline   decode + normalise + model (worker/pipeline.py) on the 10,000 MNIST test PNGs, one process per core
   bulk       a ZIP of those PNGs via POST /api/v1/jobs, polled to completion: images/s, ratio, accuracy

@@ -25,7 +25,7 @@ def _time_calls(fn, x, seconds: float) -> float:
     return float(np.median(times))
 
 
-def engine_child(model_dir: str, batches: list[int], seconds: float, keras_too: bool, seed_too: bool) -> list[dict]:
+def engine_child(model_dir: str, batches: list[int], seconds: float, keras_too: bool, others_too: bool) -> list[dict]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from worker.engine import Engine, default_threads
 
@@ -48,31 +48,35 @@ def engine_child(model_dir: str, batches: list[int], seconds: float, keras_too: 
     if keras_too:
         eng = Engine(model_dir, "keras")
         measure(shipped, "Keras (direct call)", "TF default", eng.predict)
-    if seed_too:
+    if others_too:
         import onnxruntime as ort
 
         from model_training.architectures import build, count_macs
-        from model_training.evaluate import seed_onnx
+        from model_training.evaluate import untrained_onnx
 
-        model = build("seed")
-        label = f"seed (original design, untrained, {count_macs(model) / 1e6:.1f} M MAC)"
-        with tempfile.TemporaryDirectory() as tmp:
-            path = seed_onnx(Path(tmp) / "seed.onnx")
-            for t in sorted({1, cores}):
-                opts = ort.SessionOptions()
-                opts.intra_op_num_threads, opts.inter_op_num_threads = t, 1
-                opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-                name = sess.get_inputs()[0].name
-                measure(label, "ONNX Runtime", str(t), lambda x, s=sess, n=name: s.run(None, {n: x})[0])
-        if keras_too:
-            measure(label, "Keras (direct call)", "TF default", lambda x, m=model: np.asarray(m(x, training=False)))
+        for name, what in (("seed", "original design"), ("wide", "same budget, more weights late")):
+            if name == card["architecture"]:
+                continue
+            model = build(name)
+            label = f"{name} ({what}, untrained, {count_macs(model) / 1e6:.1f} M MAC)"
+            with tempfile.TemporaryDirectory() as tmp:
+                path = untrained_onnx(Path(tmp) / f"{name}.onnx", name)
+                for t in sorted({1, cores}):
+                    opts = ort.SessionOptions()
+                    opts.intra_op_num_threads, opts.inter_op_num_threads = t, 1
+                    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+                    iname = sess.get_inputs()[0].name
+                    measure(label, "ONNX Runtime", str(t), lambda x, s=sess, n=iname: s.run(None, {n: x})[0])
+            if keras_too:
+                measure(label, "Keras (direct call)", "TF default", lambda x, m=model: np.asarray(m(x, training=False)))
     return rows
 
 
 def engine_section(model_dir: str, smoke: bool) -> list[dict]:
-    """Section 1, logged row by row: ONNX Runtime; outside a smoke run also Keras and the seed architecture."""
-    log("engine: ONNX Runtime" + ("" if smoke else ", Keras and the seed architecture"))
+    """Section 1, logged row by row: ONNX Runtime; outside a smoke run also Keras, the seed
+    architecture and `wide` (untrained: the cost of the designs the shipped model was chosen against)."""
+    log("engine: ONNX Runtime" + ("" if smoke else ", Keras, the seed architecture and wide"))
     rows = in_child(engine_child, model_dir, [1, 32, 256], 0.1 if smoke else 0.7, not smoke, not smoke)
     for r in rows:
         log(f"  {r['model']:<36} {r['backend']:<20} t={r['threads']:<10} batch {r['batch']:>3}: "
