@@ -144,3 +144,26 @@ def test_drop_several_images_onto_the_zone(page, mnist_test):
     expect(rows).to_have_count(3)
     assert rows.locator("td.file").all_inner_texts() == names
     assert rows.locator("td.digit").all_inner_texts() == [str(v) for v in y[:3]]
+
+
+def test_a_dropped_results_read_after_the_job_ends_is_retried_until_the_table_fills(page, mnist_test):
+    x, y = mnist_test
+    failed = []
+
+    def drop_first(route):  # the connection drops on the first read of the results, as on a flaky network
+        if not failed:
+            failed.append(route.request.url)
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route(re.compile(r".*/api/v1/jobs/[0-9a-f]+/results\?limit=1000$"), drop_first)
+    page.goto("/upload")
+    page.get_by_test_id("upload-input").set_input_files(files=[{"name": f"d{i}.png", "mimeType": "image/png",
+                                           "buffer": digit_png(x[i])} for i in range(3)])
+    page.get_by_test_id("upload-submit").click()
+    expect(page.get_by_test_id("job-status")).to_have_text("succeeded", timeout=30_000)
+    rows = page.get_by_test_id("results").locator("tbody tr")
+    expect(rows).to_have_count(3, timeout=15_000)
+    assert failed, "the results read was never dropped, so the retry was not exercised"
+    assert rows.locator("td.digit").all_inner_texts() == [str(v) for v in y[:3]]

@@ -141,8 +141,10 @@
     });
   }
 
-  // All pages of results (1000 a page); `force` for the final read after the job ended.
-  function loadResults(id, force) {
+  // All pages of results (1000 a page); `force` for the final read after the job ended, which is retried
+  // with backoff when it fails (a dropped connection must not leave a finished job with an empty table).
+  function loadResults(id, force, failures) {
+    failures = failures || 0;
     if (fetching && !force) return;
     fetching = true;
     lastResults = Date.now();
@@ -154,9 +156,15 @@
       });
     }
     page("/api/v1/jobs/" + encodeURIComponent(id) + "/results?limit=1000").then(function (all) {
-      if (job && job.id === id && seq === resultsSeq) applyItems(all);  // an older read never wins
+      if (!(job && job.id === id && seq === resultsSeq)) return;  // an older read never wins
+      if (failures) df.show(jobError, "");
+      applyItems(all);
     }).catch(function (err) {
-      if (job && job.id === id) df.show(jobError, df.friendly(err));
+      if (!(job && job.id === id)) return;
+      df.show(jobError, df.friendly(err));
+      if (force && seq === resultsSeq) {
+        setTimeout(function () { loadResults(id, true, failures + 1); }, Math.min(10000, 500 * Math.pow(2, failures)));
+      }
     }).then(function () { fetching = false; });
   }
 
