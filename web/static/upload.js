@@ -124,6 +124,9 @@
     reviewLink.hidden = !(done - (j.failed || 0) > 0);  // once some result has a prediction to review
   }
 
+  // Milliseconds before retry number failures + 1 of a failed read: 0.5 s doubling, at most 10 s.
+  function backoff(failures) { return Math.min(10000, 500 * Math.pow(2, failures)); }
+
   function poll(id, failures) {
     if (!job || job.id !== id) return;
     df.api("/api/v1/jobs/" + encodeURIComponent(id)).then(function (r) {
@@ -137,7 +140,7 @@
       if (!job || job.id !== id) return;
       df.show(jobError, df.friendly(err));
       if (err instanceof df.ApiFailure && err.status === 404) { statusEl.textContent = "not found"; cancelBtn.hidden = true; return; }
-      setTimeout(function () { poll(id, failures + 1); }, Math.min(10000, 500 * Math.pow(2, failures)));
+      setTimeout(function () { poll(id, failures + 1); }, backoff(failures));
     });
   }
 
@@ -163,7 +166,7 @@
       if (!(job && job.id === id)) return;
       df.show(jobError, df.friendly(err));
       if (force && seq === resultsSeq) {
-        setTimeout(function () { loadResults(id, true, failures + 1); }, Math.min(10000, 500 * Math.pow(2, failures)));
+        setTimeout(function () { loadResults(id, true, failures + 1); }, backoff(failures));
       }
     }).then(function () { fetching = false; });
   }
