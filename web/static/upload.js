@@ -110,7 +110,10 @@
     jobSection.hidden = false;
     document.title = "Job " + j.id.slice(0, 8) + " · digitflow";
     update(j);
-    if (FINAL.indexOf(j.status) < 0) setTimeout(function () { poll(j.id, 0); }, 300);
+    // A small job can be over before the upload is even answered: then there is nothing to poll for,
+    // only the results to read.
+    if (FINAL.indexOf(j.status) >= 0) loadResults(j.id, true);
+    else setTimeout(function () { poll(j.id, 0); }, 300);
   }
 
   function update(j) {
@@ -274,7 +277,6 @@
     jobSection.hidden = false;
     df.api("/api/v1/jobs/" + encodeURIComponent(initial)).then(function (r) {
       showJob(r.body);
-      if (FINAL.indexOf(r.body.status) >= 0) loadResults(r.body.id, true);
     }).catch(function (err) {
       statusEl.textContent = err instanceof df.ApiFailure && err.status === 404 ? "not found" : "unknown";
       df.show(jobError, df.friendly(err));
