@@ -344,6 +344,48 @@ def small_in_photo(x, rng, size: tuple[int, int] = (900, 1200)):
     return _encode(_grey(page).filter(ImageFilter.GaussianBlur(1.0)), "JPEG", quality=80)
 
 
+def _desk(shape: tuple[int, int], rng) -> np.ndarray:
+    """A desk or table top, darker than paper: a plain or wood-grained surface, in colour."""
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    angle, period = rng.uniform(0, np.pi), rng.uniform(8, 40)
+    wave = np.sin(2 * np.pi * (yy * np.cos(angle) + xx * np.sin(angle)) / period + rng.uniform(0, 3) * np.sin(yy / 97))
+    grey = rng.uniform(25, 150) + rng.uniform(0, 20) * wave
+    tint = np.array([1.0, rng.uniform(0.75, 1.0), rng.uniform(0.55, 1.0)], np.float32)
+    return grey[..., None] * tint
+
+
+def _sheet_photo(cover: np.ndarray, rng, size: tuple[int, int] = (900, 1200)) -> bytes:
+    """`cover` written on a sheet of paper lying on a desk, turned up to 30 degrees, photographed."""
+    h, w = size
+    paper = np.array([rng.uniform(205, 245)] * 3, np.float32) * np.array([1.0, 1.0, rng.uniform(0.8, 1.0)], np.float32)
+    sheet = paper * (1 - cover[..., None]) + rng.uniform(25, 70) * cover[..., None]
+    img = Image.fromarray(np.clip(sheet, 0, 255).astype(np.uint8), "RGB").convert("RGBA")
+    img = img.rotate(rng.uniform(-30, 30), resample=Image.Resampling.BICUBIC, expand=True)
+    desk = Image.fromarray(np.clip(_desk((h, w), rng), 0, 255).astype(np.uint8), "RGB")
+    desk.paste(img, (int(rng.integers(0, w - img.width)), int(rng.integers(0, h - img.height))), img)
+    light = 1 - rng.uniform(0.1, 0.35) * np.mgrid[0:h, 0:w][1 if rng.random() < 0.5 else 0] / max(h, w)
+    rgb = np.asarray(desk, np.float32) * light[..., None] + rng.normal(0, 3, (h, w, 3))
+    photo = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB").filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0)))
+    return _encode(photo, "JPEG", quality=int(rng.integers(60, 90)))
+
+
+def _sheet_size(rng, h: int = 900) -> tuple[int, int]:
+    """A note to a sheet: 30-60% of the frame's height, up to 1.45 times as wide as high (turned, it fits)."""
+    sh = int(rng.uniform(0.3, 0.6) * h)
+    return sh, int(sh * rng.uniform(0.85, 1.45))
+
+
+def sheet_on_desk(x, rng):
+    """A phone photo of a note or a sheet with the digit on it, lying on a darker desk that fills most of the
+    frame (the sheet: 8-40% of it)."""
+    sh, sw = _sheet_size(rng)
+    ink = _ink(x, rng.uniform(0.3, 0.6) * sh / 20)  # the digit's 20 px box: 30-60% of the sheet's height
+    ih, iw = ink.shape
+    cover = _place(ink, (sh, sw), int(rng.integers(0, sh - ih + 1)), int(rng.integers(0, sw - iw + 1)))
+    return _sheet_photo(cover, rng)
+
+
 REAL_KINDS: dict[str, Callable[[np.ndarray, np.random.Generator], bytes]] = {
     "form box around the digit": form_box,
     "ruled paper": ruled_paper,
@@ -359,6 +401,7 @@ REAL_KINDS: dict[str, Callable[[np.ndarray, np.random.Generator], bytes]] = {
     "stained, yellowed paper": stained_paper,
     "chalk on a blackboard (photo)": chalk_on_board,
     "small digit in a photo of a sheet": small_in_photo,
+    "sheet on a desk (photo)": sheet_on_desk,
 }
 KINDS.update(REAL_KINDS)
 
@@ -400,8 +443,13 @@ def specks_only(rng):
     return _encode(_grey(_on_paper(cover, paper=rng.uniform(225, 250))))
 
 
+def blank_sheet_on_desk(rng):
+    return _sheet_photo(np.zeros(_sheet_size(rng), np.float32), rng)
+
+
 EMPTY_KINDS: dict[str, Callable[[np.random.Generator], bytes]] = {
     "blank paper": blank_paper,
     "printed lines only": lines_only,
     "specks only": specks_only,
+    "blank sheet on a desk (photo)": blank_sheet_on_desk,
 }

@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 from digitflow import imaging
 from digitflow.imaging import ImageTooLarge, NoDigitFound, normalise_bytes, normalise_pixels, to_png
@@ -224,3 +224,37 @@ def test_faint_squared_paper_is_not_grown_into_the_digit(mnist_test):
         plain = normalise_bytes(dark_on_light(digit, np.random.default_rng(0)))
         scores.append(similar(normalise_bytes(squared_paper(digit, rng)), plain))
     assert sum(s < 0.6 for s in scores) <= 2 and np.median(scores) > 0.85, sorted(scores)[:8]  # was 7 of 40 below 0.6
+
+
+def note_on_desk(cover: np.ndarray, degrees: float, desk: int = 70) -> bytes:
+    """A photo of a note with `cover` written on it, turned `degrees`, lying on a darker desk."""
+    note = Image.fromarray(on_paper(np.pad(cover, 30))).convert("RGBA")
+    note = note.rotate(degrees, resample=Image.Resampling.BICUBIC, expand=True)
+    photo = Image.new("RGB", (note.width * 2 + 40, note.height + 120), (desk, desk - 10, desk - 25))
+    photo.paste(note, (note.width // 2, 60), note)
+    return encode(photo.filter(ImageFilter.GaussianBlur(1)), "JPEG", quality=85)
+
+
+def test_a_note_photographed_on_a_dark_desk_is_read_as_the_note_upright(mnist_test):
+    """The desk around a small note is not dark paper and the note is not the digit: the note is cut out,
+    squared with its edges, and its writing read as on a scan (before: the note itself was the 'digit')."""
+    x, _ = mnist_test
+    scores = []
+    for i in range(30):
+        cover = big_digit(x[i], 100)
+        flat = normalise_bytes(encode(Image.fromarray(on_paper(np.pad(cover, 30)))))
+        scores.append(similar(normalise_bytes(note_on_desk(cover, (-25, -12, 0, 12, 25)[i % 5])), flat))
+    assert np.median(scores) > 0.85 and min(scores) > 0.6, sorted(scores)[:5]
+
+
+def test_a_blank_note_on_a_desk_is_no_digit():
+    with pytest.raises(NoDigitFound):
+        normalise_bytes(note_on_desk(np.zeros((100, 100), np.float32), 10))
+
+
+def test_a_large_light_ring_on_dark_is_a_zero_not_a_sheet():
+    """A bold light 0 on a dark ground also has a dark hole in a light piece; it is the digit itself."""
+    img = Image.new("L", (300, 300), 20)
+    ImageDraw.Draw(img).ellipse((70, 30, 230, 270), outline=235, width=28)
+    out = normalise_bytes(encode(img))
+    assert out[14, 14] == 0 and out[14, 5:9].max() > 200  # the ring is ink, its hole is background

@@ -1,8 +1,8 @@
 """The front end: any grey image -> the 28x28 digit the model sees (OpenCV and NumPy; no framework).
 
-reduce -> polarity -> flatten the light -> Otsu ink mask -> printed lines removed -> faint pixels within a
-stroke width rejoin the strokes -> only the digit's pieces kept -> fitted as MNIST (20x20 box, aspect kept,
-centred by mass in 28x28). One copy, shared by the web, the workers, the CLI, training and the tests.
+reduce -> a sheet photographed on a desk cut out of it -> polarity -> flatten the light -> Otsu ink mask ->
+printed lines removed -> faint pixels within a stroke width rejoin the strokes -> only the digit's pieces kept
+-> fitted as MNIST (20x20 box, aspect kept, centred by mass in 28x28). One copy, shared by the web, the workers, the CLI, training and the tests.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from digitflow.frontend.fitting import BOX, CENTRE, SIZE, fit, mean_stroke_width
 from digitflow.frontend.ink import light_ink, reduce, relative, separate, stands_out, to_uint8
 from digitflow.frontend.lines import remove_lines
 from digitflow.frontend.pieces import keep_digit
+from digitflow.frontend.sheet import cut_out, dark_surround
 
 __all__ = ["to_digit", "is_model_format"]
 REACH = 1.0  # faint pixels rejoin a stroke only this many stroke widths from its solid ink
@@ -46,6 +47,10 @@ def to_digit(grey: np.ndarray, ink_high: bool | None = None) -> np.ndarray:
     light = ink_high if ink_high is not None else light_ink(g)
     if light and is_model_format(g):
         return g.copy()  # already as the model takes it: idempotent, no resampling
+    if ink_high is None and dark_surround(g):  # a photo of a sheet on a desk: read the sheet alone
+        sheet = cut_out(g)
+        if sheet is not None:
+            return to_digit(sheet, ink_high=False)
     if ink_high is None and light:
         light = light_ink(relative(g))  # both views must agree: a shadow is not dark paper
     if not stands_out(g):

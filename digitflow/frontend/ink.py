@@ -87,7 +87,7 @@ def otsu(u8: np.ndarray) -> int:
     return int(t)
 
 
-def _border(a: np.ndarray) -> np.ndarray:
+def border(a: np.ndarray) -> np.ndarray:
     if min(a.shape) <= 2:
         return a.ravel()
     return np.concatenate([a[0], a[-1], a[1:-1, 0], a[1:-1, -1]])
@@ -133,7 +133,7 @@ def light_ink(grey: np.ndarray) -> bool:
     shadow is not taken for dark paper.
     """
     dark = grey <= otsu(grey)
-    return bool(_border(dark).mean() > 0.5 and dark.mean() > 0.5)
+    return bool(border(dark).mean() > 0.5 and dark.mean() > 0.5)
 
 
 def stroke_width(mask: np.ndarray) -> float:
