@@ -29,6 +29,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 from distortions import EMPTY_KINDS, KINDS, naive_input  # noqa: E402
 
 from digitflow import labelled  # noqa: E402
+from digitflow.frontend.ink import border  # noqa: E402
 from digitflow.imaging import to_png  # noqa: E402
 from digitflow.settings import get_settings  # noqa: E402
 from model_training.data import load_test_split  # noqa: E402
@@ -84,7 +85,7 @@ SCENES = ("sheet on a desk (photo)", "phone photo (blur, noise, JPEG)", "light g
 def as_ink(scan: bytes) -> np.ndarray:
     """A scanned digit (dark on light) as the ink coverage the generated conditions draw: paper 0, ink 255."""
     ink = 255.0 - np.asarray(Image.open(io.BytesIO(scan)).convert("L"), np.float32)
-    ink = np.clip(ink - np.median(np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]])), 0, None)
+    ink = np.clip(ink - np.median(border(ink)), 0, None)
     return np.clip(ink * 255.0 / max(float(ink.max()), 1.0), 0, 255).astype(np.uint8)
 
 

@@ -2,7 +2,8 @@
 
 reduce -> a sheet photographed on a desk cut out of it -> polarity -> flatten the light -> Otsu ink mask ->
 printed lines removed -> faint pixels within a stroke width rejoin the strokes -> only the digit's pieces kept
--> fitted as MNIST (20x20 box, aspect kept, centred by mass in 28x28). One copy, shared by the web, the workers, the CLI, training and the tests.
+-> fitted as MNIST (20x20 box, aspect kept, centred by mass in 28x28). One copy, shared by the web, the
+workers, the CLI, training and the tests.
 """
 
 from __future__ import annotations
